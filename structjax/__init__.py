@@ -1,0 +1,5 @@
+"""structjax: structure-preserving building blocks for deep learning in JAX."""
+
+from . import check as check, integrators as integrators
+
+__version__ = "0.1.0"

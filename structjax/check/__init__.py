@@ -1,0 +1,9 @@
+"""Certificates: functions that measure a structural property and return a number."""
+
+from ._hamiltonian import (
+    EnergyError as EnergyError,
+    convergence_order as convergence_order,
+    energy_error as energy_error,
+    reversibility_error as reversibility_error,
+    symplecticity_error as symplecticity_error,
+)

@@ -1,0 +1,34 @@
+"""Structure-preserving integrators, as diffrax solvers."""
+
+from ._composition import (
+    Composition as Composition,
+    suzuki_fractal as suzuki_fractal,
+    triple_jump as triple_jump,
+)
+from ._methods import (
+    BlanesMoan4 as BlanesMoan4,
+    BlanesMoan4General as BlanesMoan4General,
+    BlanesMoan6 as BlanesMoan6,
+    BlanesMoan6General as BlanesMoan6General,
+    CalvoSanz4 as CalvoSanz4,
+    CandyRoz4 as CandyRoz4,
+    KahanLi6 as KahanLi6,
+    KahanLi8 as KahanLi8,
+    McAte2 as McAte2,
+    McAte3 as McAte3,
+    McAte4 as McAte4,
+    McAte5 as McAte5,
+    McAte8 as McAte8,
+    McAte42 as McAte42,
+    PseudoVerletLeapfrog as PseudoVerletLeapfrog,
+    Ruth3 as Ruth3,
+    SofSpa10 as SofSpa10,
+    SymplecticEuler as SymplecticEuler,
+    VelocityVerlet as VelocityVerlet,
+    VerletLeapfrog as VerletLeapfrog,
+    Yoshida6 as Yoshida6,
+)
+from ._solve_fixed import FixedSolution as FixedSolution, solve_fixed as solve_fixed
+from ._splitting import AbstractSplitting as AbstractSplitting, ExplicitSplitting as ExplicitSplitting
+from ._tableau import SplittingTableau as SplittingTableau
+from ._terms import separable_terms as separable_terms, split_force_terms as split_force_terms

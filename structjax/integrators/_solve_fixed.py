@@ -1,0 +1,208 @@
+"""A lean fixed-step driver over diffrax solvers, and a reversible adjoint for splittings."""
+
+import math
+from typing import Any, Literal
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, PyTree, Real
+
+from ._splitting import AbstractSplitting, _apply, _check_rkn, _check_terms
+
+
+class FixedSolution(eqx.Module):
+    """The result of `solve_fixed`.
+
+    - `t1`, `y1`: the final time and state.
+    - `ts`, `ys`: with `save_every=m`, the times $t_0 + k m\\,dt$ and the states there,
+        $k = 0, \\dots, N/m$ (first axis); `None` otherwise.
+    """
+
+    t1: Array
+    y1: PyTree
+    ts: Array | None
+    ys: PyTree | None
+
+
+def _is_tracer(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _check_step(dt):
+    """Refuse a non-positive or non-finite step: at trace time if known, else at run time."""
+    if not _is_tracer(dt):
+        value = float(jnp.asarray(dt))
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"`solve_fixed(..., dt={value!r})` needs a finite step dt > 0 "
+                "(to integrate backwards in time, negate the vector field instead)."
+            )
+        return dt
+    return eqx.error_if(
+        dt, ~(jnp.isfinite(dt) & (dt > 0)), "`solve_fixed` needs a finite step dt > 0."
+    )
+
+
+def _step_fn(solver, terms, args, y, state, t, dt):
+    """One step of any diffrax solver; the FSAL fast path for splittings."""
+    if isinstance(solver, AbstractSplitting):
+        y1, f1 = _apply(solver._plan, terms, t, dt, y, args, state)
+        return y1, (f1 if solver.tableau.fsal else None)
+    y1, _, _, state, result = solver.step(terms, t, t + dt, y, args, state, False)
+    return y1, state
+
+
+def _forward(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
+    """Scan over `num_steps // chunk` chunks of `chunk` steps; the state after each chunk."""
+    state0 = solver.init(terms, t0, t0 + dt, y0, args)
+
+    def one(carry, n):
+        y, state = carry
+        return _step_fn(solver, terms, args, y, state, t0 + n * dt, dt), None
+
+    def block(carry, k):
+        carry, _ = jax.lax.scan(one, carry, k * chunk + jnp.arange(chunk))
+        return carry, carry[0]
+
+    _, ys = jax.lax.scan(block, (y0, state0), jnp.arange(num_steps // chunk))
+    return ys
+
+
+def _reversible(vjp_arg, solver, num_steps, chunk):
+    y0, args, terms, t0, dt = vjp_arg
+    return _forward(solver, terms, y0, args, t0, dt, num_steps, chunk)
+
+
+_reversible = eqx.filter_custom_vjp(_reversible)
+
+
+@_reversible.def_fwd
+def _reversible_fwd(perturbed, vjp_arg, solver, num_steps, chunk):
+    del perturbed
+    ys = _reversible(vjp_arg, solver, num_steps, chunk)
+    # Only the final state is kept: the backward pass rebuilds the rest by inverting steps.
+    return ys, jtu.tree_map(lambda y: y[-1], ys)
+
+
+@_reversible.def_bwd
+def _reversible_bwd(y_last, ct_ys, perturbed, vjp_arg, solver, num_steps, chunk):
+    del perturbed
+    y0, args, terms, t0, dt = vjp_arg
+    ys_like = jtu.tree_map(lambda y: jnp.zeros((num_steps // chunk,) + y.shape, y.dtype), y0)
+    ct_ys = jtu.tree_map(lambda c, z: z if c is None else c, ct_ys, ys_like, is_leaf=_is_none)
+    diff, static = eqx.partition((args, terms, t0, dt), eqx.is_inexact_array)
+    ct_diff0 = jtu.tree_map(jnp.zeros_like, diff)
+    inverse_plan = solver._inverse_plan
+
+    def back(carry, n):
+        y, ct_y, ct_diff = carry
+        args_, terms_, t0_, dt_ = eqx.combine(diff, static)
+        t = t0_ + n * dt_
+        # Invert the step exactly: the adjoint word run from t + dt with step -dt.
+        y_prev, _ = _apply(inverse_plan, terms_, t + dt_, -dt_, y, args_, None)
+
+        def step_of(y_, diff_):
+            a, tm, t0__, dt__ = eqx.combine(diff_, static)
+            return _apply(solver._plan, tm, t0__ + n * dt__, dt__, y_, a, None)[0]
+
+        _, vjp = jax.vjp(step_of, y_prev, diff)
+        ct_y_prev, ct_d = vjp(ct_y)
+        ct_diff = jtu.tree_map(jnp.add, ct_diff, ct_d)
+        return (y_prev, ct_y_prev, ct_diff), None
+
+    def block(carry, k):
+        y, ct_y, ct_diff = carry
+        ct_y = jtu.tree_map(lambda a, c: a + c[k], ct_y, ct_ys)
+        steps = k * chunk + jnp.arange(chunk)
+        carry, _ = jax.lax.scan(back, (y, ct_y, ct_diff), steps, reverse=True)
+        return carry, None
+
+    init = (y_last, jtu.tree_map(jnp.zeros_like, y0), ct_diff0)
+    (_, ct_y0, ct_diff), _ = jax.lax.scan(
+        block, init, jnp.arange(num_steps // chunk), reverse=True
+    )
+    ct_args, ct_terms, ct_t0, ct_dt = ct_diff
+    return ct_y0, ct_args, ct_terms, ct_t0, ct_dt
+
+
+def _is_none(x) -> bool:
+    return x is None
+
+
+@eqx.filter_jit
+def _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint):
+    dt = _check_step(dt)
+    chunk = num_steps if save_every is None else save_every
+    if adjoint == "reversible":
+        ys = _reversible((y0, args, terms, t0, dt), solver, num_steps, chunk)
+    else:
+        ys = _forward(solver, terms, y0, args, t0, dt, num_steps, chunk)
+    t1 = t0 + num_steps * dt
+    y1 = jtu.tree_map(lambda y: y[-1], ys)
+    if save_every is None:
+        return FixedSolution(t1, y1, None, None)
+    ts = t0 + dt * save_every * jnp.arange(num_steps // save_every + 1, dtype=jnp.result_type(dt))
+    ys = jtu.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+    return FixedSolution(t1, y1, ts, ys)
+
+
+def solve_fixed(
+    terms: PyTree[diffrax.AbstractTerm],
+    solver: diffrax.AbstractSolver,
+    y0: PyTree,
+    *,
+    t0: Real[Any, ""] = 0.0,
+    dt: Real[Any, ""],
+    num_steps: int,
+    args: PyTree = None,
+    save_every: int | None = None,
+    adjoint: Literal["autodiff", "reversible"] = "autodiff",
+) -> FixedSolution:
+    """Integrate with a fixed step as one `lax.scan`: the hot loop of simulations and layers.
+
+    Runs any diffrax solver (`solver.init` once, then `solver.step`), and structjax's
+    splittings through their FSAL fast path, so that a step costs what a hand-written loop
+    costs: no step-size controller, no event or save bookkeeping, no dense output.
+
+    **Arguments:**
+
+    - `terms`, `solver`, `y0`, `args`: as for `diffrax.diffeqsolve`.
+    - `t0`, `dt`: start time and (positive, finite) step.
+    - `num_steps`: the number of steps, a Python int (it fixes the compiled loop).
+    - `save_every`: if given, also return the state every `save_every` steps (it must
+        divide `num_steps`).
+    - `adjoint`: `"autodiff"` differentiates through the scan (memory grows with
+        `num_steps`); `"reversible"` (splitting methods only) rebuilds the trajectory
+        backwards by inverting each step exactly, so memory is constant in `num_steps`.
+
+    **Returns:** a `FixedSolution`.
+    """
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise TypeError(f"`solver` must be a diffrax solver, got {type(solver).__name__}.")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"`num_steps` must be a Python int >= 1, got {num_steps!r}.")
+    if save_every is not None and (
+        not isinstance(save_every, int) or save_every < 1 or num_steps % save_every
+    ):
+        raise ValueError(
+            f"`save_every={save_every!r}` must be a positive int dividing "
+            f"`num_steps={num_steps}`."
+        )
+    if adjoint not in ("autodiff", "reversible"):
+        raise ValueError(f"`adjoint` must be 'autodiff' or 'reversible', got {adjoint!r}.")
+    if adjoint == "reversible" and not isinstance(solver, AbstractSplitting):
+        raise ValueError(
+            "`adjoint='reversible'` needs a structjax splitting method, whose steps invert "
+            f"exactly; {type(solver).__name__} does not."
+        )
+    if isinstance(solver, AbstractSplitting):
+        _check_terms(terms, y0)
+        _check_rkn(solver.tableau, type(solver).__name__, terms[0], y0[1], args, t0)
+    t0 = jnp.asarray(t0, dtype=jnp.result_type(t0, dt, float))
+    dt = jnp.asarray(dt, dtype=t0.dtype) if not _is_tracer(dt) else dt
+    if not _is_tracer(dt):
+        _check_step(dt)
+    return _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint)

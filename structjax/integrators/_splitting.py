@@ -1,0 +1,244 @@
+"""ONE explicit splitting solver, driven by a `SplittingTableau`."""
+
+from collections.abc import Callable
+from typing import ClassVar, Literal
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from equinox import AbstractClassVar
+
+from ._tableau import SplittingTableau
+
+# Below this many factors the stages are unrolled in Python; above, they run as a
+# `lax.scan` over the coefficient array. Measured in `benchmarks/integrators.py`
+# (stage-loop study): a scanned stage costs less than an unrolled one once a step has more
+# than a handful of factors, and compiles in constant time.
+_UNROLL_MAX_OPS = 6
+
+
+def _check_terms(terms, y):
+    if not (isinstance(terms, tuple | list) and len(terms) == 2):
+        raise ValueError(
+            "A splitting method takes `terms=(term_q, term_p)`, a pair of diffrax terms "
+            f"(see `structjax.integrators.separable_terms`), got {type(terms).__name__}: "
+            f"{terms!r:.200}."
+        )
+    if not all(isinstance(t, diffrax.AbstractTerm) for t in terms):
+        raise ValueError(
+            "`terms` must be a pair of `diffrax.AbstractTerm`s, got "
+            f"({type(terms[0]).__name__}, {type(terms[1]).__name__})."
+        )
+    if not (isinstance(y, tuple | list) and len(y) == 2):
+        raise ValueError(
+            f"A splitting method takes the state `y0=(q, p)`, got {type(y).__name__}."
+        )
+    q, p = y
+    sq, sp = jtu.tree_structure(q), jtu.tree_structure(p)
+    shapes_q = [jnp.shape(x) for x in jtu.tree_leaves(q)]
+    shapes_p = [jnp.shape(x) for x in jtu.tree_leaves(p)]
+    if sq != sp or shapes_q != shapes_p:
+        raise ValueError(
+            "`q` and `p` must be pytrees of the same structure and shapes, got "
+            f"q: {sq} {shapes_q} and p: {sp} {shapes_p}."
+        )
+
+
+def _check_rkn(tableau: SplittingTableau, name: str, term_q, p, args, t0):
+    """Trace-time check that dq/dt is linear in p (T quadratic), which RKN methods need.
+
+    `jax.linear_transpose` accepts exactly the functions that are linear in their input,
+    so it certifies linearity from the traced program itself (`eval_shape`: nothing runs).
+    """
+    if not tableau.rkn:
+        return
+    try:
+        transpose = jax.linear_transpose(lambda p_: term_q.vf(t0, p_, args), p)
+        jax.eval_shape(transpose, p)
+    except Exception as e:  # any failure to transpose means "not linear in p"
+        raise ValueError(
+            f"`{name}` is a Runge–Kutta–Nyström method: its order {tableau.order} needs "
+            "dq/dt linear in p (a quadratic kinetic energy T(p) = p·M⁻¹p/2), but `term_q` "
+            "is not linear in p. Use a method for general separable H instead (for example "
+            "`CalvoSanz4`, `McAte42`, `BlanesMoan4General` or `KahanLi6`)."
+        ) from e
+
+
+class _Plan(eqx.Module):
+    """Static schedule of one step: the first factor, the scanned pairs, the rest."""
+
+    kinds: tuple[str, ...] = eqx.field(static=True)
+    coeffs: tuple[float, ...] = eqx.field(static=True)
+    clocks: tuple[float, ...] = eqx.field(static=True)  # drift-time at each factor
+    fsal: bool = eqx.field(static=True)
+    scan_pairs: tuple[int, int] = eqx.field(static=True)  # [start, stop) of scanned factors
+
+
+def _make_plan(tableau: SplittingTableau, stage_loop: str) -> _Plan:
+    kinds = tuple(k for k, _ in tableau.ops)
+    coeffs = tableau.coeffs
+    clocks, tau = [], 0.0
+    for kind, c in tableau.ops:
+        # A kick acts at the drift-time reached so far; a drift at its own midpoint.
+        clocks.append(tau + c / 2 if kind == "drift" else tau)
+        tau += c if kind == "drift" else 0.0
+    n = len(kinds)
+    scan = stage_loop == "scan" or (stage_loop == "auto" and n > _UNROLL_MAX_OPS)
+    start = 1
+    npairs = (n - start) // 2 if scan else 0
+    return _Plan(kinds, coeffs, tuple(clocks), tableau.fsal, (start, start + 2 * npairs))
+
+
+def _apply(plan: _Plan, terms, t0, h, y, args, force0):
+    """Apply the factors of one step of length `h` from `t0`. `force0` is the carried force
+    at `q` (FSAL) or None. Returns the new state and the last force evaluation."""
+    term_q, term_p = terms
+    q, p = y
+    cq = term_q.contr(t0, t0 + h)
+    cp = term_p.contr(t0, t0 + h)
+    ctype = jnp.result_type(cq)
+
+    def add(x, term, vf, scale):
+        dx = term.prod(vf, scale)
+        return jtu.tree_map(lambda a, b: a + b.astype(a.dtype), x, dx)
+
+    def factor(kind, c, tau, q, p, f):
+        if kind == "drift":
+            v = term_q.vf(t0 + tau * h, p, args)
+            return add(q, term_q, v, c * cq), p, f
+        f = term_p.vf(t0 + tau * h, q, args)
+        return q, add(p, term_p, f, c * cp), f
+
+    f = force0
+    first_kind = plan.kinds[0]
+    if first_kind == "kick" and f is not None:
+        p = add(p, term_p, f, plan.coeffs[0] * cp)
+    else:
+        q, p, f = factor(first_kind, plan.coeffs[0], plan.clocks[0], q, p, f)
+    if f is None:
+        f = jtu.tree_map(jnp.zeros_like, p)
+
+    start, stop = plan.scan_pairs
+    if stop > start:
+        pair = plan.kinds[start : start + 2]
+        xs = tuple(
+            jnp.asarray(np.asarray(arr[start + j : stop : 2]), dtype=ctype)
+            for arr in (plan.coeffs, plan.clocks)
+            for j in (0, 1)
+        )
+
+        def body(carry, x):
+            q, p, f = carry
+            c0, c1, tau0, tau1 = x
+            q, p, f = factor(pair[0], c0, tau0, q, p, f)
+            q, p, f = factor(pair[1], c1, tau1, q, p, f)
+            return (q, p, f), None
+
+        (q, p, f), _ = jax.lax.scan(body, (q, p, f), xs)
+    for i in [*range(1, start), *range(stop, len(plan.kinds))]:
+        q, p, f = factor(plan.kinds[i], plan.coeffs[i], plan.clocks[i], q, p, f)
+    return (q, p), f
+
+
+class AbstractSplitting(diffrax.AbstractSolver):
+    """An explicit splitting (composition) method for a separable Hamiltonian system.
+
+    Use with `terms=(term_q, term_p)` and `y0=(q, p)` (see
+    `structjax.integrators.separable_terms`). The one-step map is a product of exact
+    shears, hence symplectic for any coefficients; its order comes from `tableau`. When the
+    method begins and ends with a kick the last force evaluation of a step is carried to the
+    next (FSAL), so a step costs one force evaluation per kick after the first.
+
+    Fixed steps only (`diffrax.ConstantStepSize` or `diffrax.StepTo`): a splitting method
+    has no embedded error estimate, and changing the step breaks its symplecticity.
+    Dense output is the cubic Hermite interpolant (order 3).
+    """
+
+    term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
+    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
+        diffrax.ThirdOrderHermitePolynomialInterpolation
+    )
+    tableau: AbstractClassVar[SplittingTableau]
+    stage_loop: Literal["auto", "scan", "unroll"] = eqx.field(static=True, default="auto")
+
+    def __check_init__(self):
+        if self.stage_loop not in ("auto", "scan", "unroll"):
+            raise ValueError(
+                f"`stage_loop` must be 'auto', 'scan' or 'unroll', got {self.stage_loop!r}."
+            )
+
+    def order(self, terms) -> int:
+        return self.tableau.order
+
+    def error_order(self, terms):
+        return None
+
+    @property
+    def _plan(self) -> _Plan:
+        return _make_plan(self.tableau, self.stage_loop)
+
+    @property
+    def _inverse_plan(self) -> _Plan:
+        # The inverse of a step of length h from t0 is the adjoint word stepped from t0 + h
+        # with length -h: every shear undone in reverse order, at the same times.
+        return _make_plan(self.tableau.adjoint(), self.stage_loop)
+
+    def init(self, terms, t0, t1, y0, args):
+        _check_terms(terms, y0)
+        _check_rkn(self.tableau, type(self).__name__, terms[0], y0[1], args, t0)
+        if not self.tableau.fsal:
+            return None
+        return terms[1].vf(t0, y0[0], args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        force0 = solver_state
+        if force0 is not None:
+            force0 = jax.lax.cond(
+                made_jump, lambda: terms[1].vf(t0, y0[0], args), lambda: force0
+            )
+        y1, force1 = _apply(self._plan, terms, t0, t1 - t0, y0, args, force0)
+        h = t1 - t0
+        k0 = jtu.tree_map(lambda v: h * v, self.func(terms, t0, y0, args, force0))
+        k1 = jtu.tree_map(lambda v: h * v, self.func(terms, t1, y1, args, force1))
+        dense_info = dict(y0=y0, y1=y1, k0=k0, k1=k1)
+        state = force1 if self.tableau.fsal else None
+        return y1, None, dense_info, state, diffrax.RESULTS.successful
+
+    def func(self, terms, t0, y0, args, force=None):
+        q, p = y0
+        dq = terms[0].vf(t0, p, args)
+        dp = terms[1].vf(t0, q, args) if force is None else force
+        return dq, dp
+
+    def one_step(self, terms, t0, h, y0, args=None, force0=None):
+        """One step `(q, p) -> (q', p')` as a pure function (for certificates and layers)."""
+        if force0 is None and self.tableau.fsal:
+            force0 = terms[1].vf(t0, y0[0], args)
+        return _apply(self._plan, terms, t0, h, y0, args, force0)[0]
+
+
+class ExplicitSplitting(AbstractSplitting):
+    """The generic splitting solver for any `SplittingTableau` of your own.
+
+    **Arguments:**
+
+    - `tableau`: the method's coefficients (`structjax.integrators.SplittingTableau`).
+    - `stage_loop`: `"unroll"` writes the stages out in the step, `"scan"` runs them as a
+        `lax.scan` over the coefficient array, `"auto"` (default) scans words longer than a
+        few factors, which is faster and compiles in constant time.
+    """
+
+    tableau: SplittingTableau = eqx.field(static=True)
+
+    def __init__(
+        self, tableau: SplittingTableau, stage_loop: Literal["auto", "scan", "unroll"] = "auto"
+    ):
+        if not isinstance(tableau, SplittingTableau):
+            raise TypeError(
+                f"`ExplicitSplitting(tableau)` needs a `SplittingTableau`, got {type(tableau)}."
+            )
+        self.tableau = tableau
+        self.stage_loop = stage_loop
