@@ -150,9 +150,11 @@ MCATE42 = _palindromic_word(
     source="McLachlan 1995, SB3A (5 force evaluations)",
 )
 
-# Blanes & Moan 2002 (J. Comput. Appl. Math. 142:313), Table 3, SRKN_6^b: an optimised
-# six-force RKN method of order 4 (T quadratic), kick first and last (FSAL). Numbers as in
+# Blanes & Moan 2002 (J. Comput. Appl. Math. 142:313), Table 3, SRKN_6^b: six forces,
+# kick first and last (FSAL), its error constants optimised for T quadratic. Numbers as in
 # Principia `BlanesMoan2002SRKN6B`; the last coefficient of each kind from consistency.
+# Measured (tests/integrators/test_order.py): order 4 for general separable H as well, so
+# it carries no RKN restriction.
 _BM4_B = (0.0829844064174052, 0.396309801498368, -0.0390563049223486)
 _BM4_A = (0.245298957184271, 0.604872665711080)
 BLANES_MOAN4 = _palindromic_word(
@@ -167,7 +169,6 @@ BLANES_MOAN4 = _palindromic_word(
         1 - 2 * sum(_BM4_B),
     ),
     order=4,
-    rkn=True,
     source="Blanes & Moan 2002, Table 3, SRKN_6^b",
 )
 

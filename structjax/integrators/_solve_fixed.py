@@ -61,7 +61,7 @@ def _forward(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
 
     def one(carry, n):
         y, state = carry
-        return _step_fn(solver, terms, args, y, state, t0 + n * dt, dt), None
+        return _step_fn(solver, terms, args, y, state, t0 + n.astype(dt.dtype) * dt, dt), None
 
     def block(carry, k):
         carry, _ = jax.lax.scan(one, carry, k * chunk + jnp.arange(chunk))
@@ -100,13 +100,13 @@ def _reversible_bwd(y_last, ct_ys, perturbed, vjp_arg, solver, num_steps, chunk)
     def back(carry, n):
         y, ct_y, ct_diff = carry
         args_, terms_, t0_, dt_ = eqx.combine(diff, static)
-        t = t0_ + n * dt_
+        t = t0_ + n.astype(dt_.dtype) * dt_
         # Invert the step exactly: the adjoint word run from t + dt with step -dt.
         y_prev, _ = _apply(inverse_plan, terms_, t + dt_, -dt_, y, args_, None)
 
         def step_of(y_, diff_):
             a, tm, t0__, dt__ = eqx.combine(diff_, static)
-            return _apply(solver._plan, tm, t0__ + n * dt__, dt__, y_, a, None)[0]
+            return _apply(solver._plan, tm, t0__ + n.astype(dt__.dtype) * dt__, dt__, y_, a, None)[0]
 
         _, vjp = jax.vjp(step_of, y_prev, diff)
         ct_y_prev, ct_d = vjp(ct_y)

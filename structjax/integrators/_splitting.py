@@ -63,7 +63,7 @@ def _check_rkn(tableau: SplittingTableau, name: str, term_q, p, args, t0):
             f"`{name}` is a Runge–Kutta–Nyström method: its order {tableau.order} needs "
             "dq/dt linear in p (a quadratic kinetic energy T(p) = p·M⁻¹p/2), but `term_q` "
             "is not linear in p. Use a method for general separable H instead (for example "
-            "`CalvoSanz4`, `McAte42`, `BlanesMoan4General` or `KahanLi6`)."
+            "`McAte42`, `BlanesMoan4General`, `BlanesMoan6General` or `KahanLi8`)."
         ) from e
 
 

@@ -1,0 +1,26 @@
+"""Test configuration: float64, strict dtype promotion, shared helpers and fixtures."""
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def getkey():
+    """A fresh PRNG key on every call, reproducible per test."""
+    key = [jr.PRNGKey(0)]
+
+    def _getkey():
+        key[0], sub = jr.split(key[0])
+        return sub
+
+    return _getkey
+
+
+@pytest.fixture
+def x64():
+    assert jnp.zeros(()).dtype == jnp.float64
