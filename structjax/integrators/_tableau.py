@@ -64,7 +64,8 @@ class SplittingTableau:
     def symmetric(self) -> bool:
         """Whether the word is a palindrome, which makes the method time-symmetric."""
         c = self.coeffs
-        return all(math.isclose(x, y, rel_tol=0, abs_tol=1e-14) for x, y in zip(c, c[::-1]))
+        # Palindromic as a word of kinds too: it must start and end with the same kind.
+        return len(c) % 2 == 1 and all(math.isclose(x, y, rel_tol=0, abs_tol=1e-14) for x, y in zip(c, c[::-1]))
 
     @property
     def fsal(self) -> bool:
