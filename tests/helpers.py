@@ -17,7 +17,10 @@ def tree_allclose(x, y, *, rtol=1e-12, atol=1e-12) -> bool:
 
 
 def tree_max_abs_diff(x, y) -> float:
-    return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jtu.tree_leaves(x), jtu.tree_leaves(y)))
+    return max(
+        float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+        for a, b in zip(jtu.tree_leaves(x), jtu.tree_leaves(y))
+    )
 
 
 # A nonlinear Newtonian problem (T quadratic) on a pytree state: an anharmonic pendulum pair.

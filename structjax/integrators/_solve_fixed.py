@@ -59,15 +59,18 @@ def _forward(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
     """Scan over `num_steps // chunk` chunks of `chunk` steps; the state after each chunk."""
     state0 = solver.init(terms, t0, t0 + dt, y0, args)
 
-    def one(carry, n):
-        y, state = carry
-        return _step_fn(solver, terms, args, y, state, t0 + n.astype(dt.dtype) * dt, dt), None
+    # Step indices live in the carry, not in scanned arrays, so memory is flat in steps.
+    def one(carry, _):
+        y, state, n = carry
+        t = t0 + n.astype(dt.dtype) * dt
+        return (*_step_fn(solver, terms, args, y, state, t, dt), n + 1), None
 
-    def block(carry, k):
-        carry, _ = jax.lax.scan(one, carry, k * chunk + jnp.arange(chunk))
+    def block(carry, _):
+        carry, _ = jax.lax.scan(one, carry, None, length=chunk)
         return carry, carry[0]
 
-    _, ys = jax.lax.scan(block, (y0, state0), jnp.arange(num_steps // chunk))
+    start = (y0, state0, jnp.zeros((), jnp.int32))
+    _, ys = jax.lax.scan(block, start, None, length=num_steps // chunk)
     return ys
 
 
@@ -97,8 +100,9 @@ def _reversible_bwd(y_last, ct_ys, perturbed, vjp_arg, solver, num_steps, chunk)
     ct_diff0 = jtu.tree_map(jnp.zeros_like, diff)
     inverse_plan = solver._inverse_plan
 
-    def back(carry, n):
-        y, ct_y, ct_diff = carry
+    def back(carry, _):
+        y, ct_y, ct_diff, n = carry
+        n = n - 1
         args_, terms_, t0_, dt_ = eqx.combine(diff, static)
         t = t0_ + n.astype(dt_.dtype) * dt_
         # Invert the step exactly: the adjoint word run from t + dt with step -dt.
@@ -111,19 +115,17 @@ def _reversible_bwd(y_last, ct_ys, perturbed, vjp_arg, solver, num_steps, chunk)
         _, vjp = jax.vjp(step_of, y_prev, diff)
         ct_y_prev, ct_d = vjp(ct_y)
         ct_diff = jtu.tree_map(jnp.add, ct_diff, ct_d)
-        return (y_prev, ct_y_prev, ct_diff), None
+        return (y_prev, ct_y_prev, ct_diff, n), None
 
-    def block(carry, k):
-        y, ct_y, ct_diff = carry
-        ct_y = jtu.tree_map(lambda a, c: a + c[k], ct_y, ct_ys)
-        steps = k * chunk + jnp.arange(chunk)
-        carry, _ = jax.lax.scan(back, (y, ct_y, ct_diff), steps, reverse=True)
+    def block(carry, ct_k):
+        y, ct_y, ct_diff, n = carry
+        ct_y = jtu.tree_map(jnp.add, ct_y, ct_k)
+        carry, _ = jax.lax.scan(back, (y, ct_y, ct_diff, n), None, length=chunk)
         return carry, None
 
-    init = (y_last, jtu.tree_map(jnp.zeros_like, y0), ct_diff0)
-    (_, ct_y0, ct_diff), _ = jax.lax.scan(
-        block, init, jnp.arange(num_steps // chunk), reverse=True
-    )
+    n_end = jnp.asarray(num_steps, jnp.int32)
+    init = (y_last, jtu.tree_map(jnp.zeros_like, y0), ct_diff0, n_end)
+    (_, ct_y0, ct_diff, _), _ = jax.lax.scan(block, init, ct_ys, reverse=True)
     ct_args, ct_terms, ct_t0, ct_dt = ct_diff
     return ct_y0, ct_args, ct_terms, ct_t0, ct_dt
 
