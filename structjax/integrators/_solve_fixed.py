@@ -1,14 +1,12 @@
 """A lean fixed-step driver over diffrax solvers, and a reversible adjoint for splittings."""
 
 import math
-from typing import Any, Literal
-
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, PyTree, Real
+from jaxtyping import Array, ArrayLike, PyTree, Real
 
 from ._splitting import AbstractSplitting, _apply, _check_rkn, _check_terms
 
@@ -152,16 +150,16 @@ def _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint):
 
 
 def solve_fixed(
-    terms: PyTree[diffrax.AbstractTerm],
+    terms: PyTree,
     solver: diffrax.AbstractSolver,
     y0: PyTree,
     *,
-    t0: Real[Any, ""] = 0.0,
-    dt: Real[Any, ""],
+    t0: float | Real[ArrayLike, ""] = 0.0,
+    dt: float | Real[ArrayLike, ""],
     num_steps: int,
     args: PyTree = None,
     save_every: int | None = None,
-    adjoint: Literal["autodiff", "reversible"] = "autodiff",
+    adjoint: str = "autodiff",
 ) -> FixedSolution:
     """Integrate with a fixed step as one `lax.scan`: the hot loop of simulations and layers.
 
@@ -184,7 +182,9 @@ def solve_fixed(
     """
     if not isinstance(solver, diffrax.AbstractSolver):
         raise TypeError(f"`solver` must be a diffrax solver, got {type(solver).__name__}.")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+    if not isinstance(num_steps, int):
+        raise TypeError(f"`num_steps` must be a Python int, got {num_steps!r}.")
+    if isinstance(num_steps, bool) or num_steps < 1:
         raise ValueError(f"`num_steps` must be a Python int >= 1, got {num_steps!r}.")
     if save_every is not None and (
         not isinstance(save_every, int) or save_every < 1 or num_steps % save_every

@@ -35,7 +35,7 @@ class SplittingTableau:
     - `source`: the reference the coefficients come from.
     """
 
-    first: Kind
+    first: str  # "drift" or "kick", checked in __post_init__
     coeffs: tuple[float, ...]
     order: int
     rkn: bool = False
