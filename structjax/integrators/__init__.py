@@ -29,6 +29,9 @@ from ._methods import (
     Yoshida6 as Yoshida6,
 )
 from ._solve_fixed import FixedSolution as FixedSolution, solve_fixed as solve_fixed
-from ._splitting import AbstractSplitting as AbstractSplitting, ExplicitSplitting as ExplicitSplitting
+from ._splitting import (
+    AbstractSplitting as AbstractSplitting,
+    ExplicitSplitting as ExplicitSplitting,
+)
 from ._tableau import SplittingTableau as SplittingTableau
 from ._terms import separable_terms as separable_terms, split_force_terms as split_force_terms

@@ -65,8 +65,11 @@ class Composition(AbstractSplitting):
             if order < p or bad:
                 raise ValueError(
                     f"These weights cannot give order {order} from a base of order {p}: "
-                    + (f"sum(gamma**{bad[0]}) = {_power_sum(gammas, bad[0]):.3e} != 0."
-                       if bad else f"a composition keeps at least the base order {p}.")
+                    + (
+                        f"sum(gamma**{bad[0]}) = {_power_sum(gammas, bad[0]):.3e} != 0."
+                        if bad
+                        else f"a composition keeps at least the base order {p}."
+                    )
                 )
         name = type(base).__name__
         self.tableau = base.tableau.compose(

@@ -177,7 +177,9 @@ class BlanesMoan4(AbstractSplitting):
 
 
 class BlanesMoan6(AbstractSplitting):
-    """Blanes & Moan's optimised eleven-stage Runge–Kutta–Nyström splitting, order 6 ($T$ quadratic).
+    """Blanes & Moan's optimised eleven-stage Runge–Kutta–Nyström splitting, order 6.
+
+    Order 6 for $T$ quadratic ($\\ddot q = F(q)$); order 4 otherwise.
 
     Needs $\\partial T/\\partial p$ linear in $p$. Reference: Blanes & Moan, J. Comput. Appl.
     Math. 142:313 (2002), Table 3, $\\mathrm{SRKN}_{11}^b$.
@@ -204,4 +206,26 @@ class BlanesMoan6General(AbstractSplitting):
     tableau: ClassVar[SplittingTableau] = _c.BLANES_MOAN6_GENERAL
 
 
-ALL_METHODS = (SymplecticEuler, VelocityVerlet, VerletLeapfrog, PseudoVerletLeapfrog, McAte2, Ruth3, McAte3, CandyRoz4, McAte4, CalvoSanz4, McAte42, McAte5, Yoshida6, KahanLi6, McAte8, KahanLi8, SofSpa10, BlanesMoan4, BlanesMoan6, BlanesMoan4General, BlanesMoan6General)
+ALL_METHODS = (
+    SymplecticEuler,
+    VelocityVerlet,
+    VerletLeapfrog,
+    PseudoVerletLeapfrog,
+    McAte2,
+    Ruth3,
+    McAte3,
+    CandyRoz4,
+    McAte4,
+    CalvoSanz4,
+    McAte42,
+    McAte5,
+    Yoshida6,
+    KahanLi6,
+    McAte8,
+    KahanLi8,
+    SofSpa10,
+    BlanesMoan4,
+    BlanesMoan6,
+    BlanesMoan4General,
+    BlanesMoan6General,
+)

@@ -1,6 +1,7 @@
 """A lean fixed-step driver over diffrax solvers, and a reversible adjoint for splittings."""
 
 import math
+
 import diffrax
 import equinox as eqx
 import jax
@@ -108,7 +109,9 @@ def _reversible_bwd(y_last, ct_ys, perturbed, vjp_arg, solver, num_steps, chunk)
 
         def step_of(y_, diff_):
             a, tm, t0__, dt__ = eqx.combine(diff_, static)
-            return _apply(solver._plan, tm, t0__ + n.astype(dt__.dtype) * dt__, dt__, y_, a, None)[0]
+            return _apply(solver._plan, tm, t0__ + n.astype(dt__.dtype) * dt__, dt__, y_, a, None)[
+                0
+            ]
 
         _, vjp = jax.vjp(step_of, y_prev, diff)
         ct_y_prev, ct_d = vjp(ct_y)
@@ -190,8 +193,7 @@ def solve_fixed(
         not isinstance(save_every, int) or save_every < 1 or num_steps % save_every
     ):
         raise ValueError(
-            f"`save_every={save_every!r}` must be a positive int dividing "
-            f"`num_steps={num_steps}`."
+            f"`save_every={save_every!r}` must be a positive int dividing `num_steps={num_steps}`."
         )
     if adjoint not in ("autodiff", "reversible"):
         raise ValueError(f"`adjoint` must be 'autodiff' or 'reversible', got {adjoint!r}.")

@@ -1,7 +1,7 @@
 """ONE explicit splitting solver, driven by a `SplittingTableau`."""
 
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -33,9 +33,7 @@ def _check_terms(terms, y):
             f"({type(terms[0]).__name__}, {type(terms[1]).__name__})."
         )
     if not (isinstance(y, tuple | list) and len(y) == 2):
-        raise ValueError(
-            f"A splitting method takes the state `y0=(q, p)`, got {type(y).__name__}."
-        )
+        raise ValueError(f"A splitting method takes the state `y0=(q, p)`, got {type(y).__name__}.")
     q, p = y
     sq, sp = jtu.tree_structure(q), jtu.tree_structure(p)
     shapes_q = [jnp.shape(x) for x in jtu.tree_leaves(q)]
@@ -162,7 +160,7 @@ class AbstractSplitting(diffrax.AbstractSolver):
         diffrax.ThirdOrderHermitePolynomialInterpolation
     )
     tableau: AbstractClassVar[SplittingTableau]
-    stage_loop: Literal["auto", "scan", "unroll"] = eqx.field(static=True, default="auto")
+    stage_loop: str = eqx.field(static=True, default="auto")  # "auto", "scan" or "unroll"
 
     def __check_init__(self):
         if self.stage_loop not in ("auto", "scan", "unroll"):
@@ -196,9 +194,7 @@ class AbstractSplitting(diffrax.AbstractSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         force0 = solver_state
         if force0 is not None:
-            force0 = jax.lax.cond(
-                made_jump, lambda: terms[1].vf(t0, y0[0], args), lambda: force0
-            )
+            force0 = jax.lax.cond(made_jump, lambda: terms[1].vf(t0, y0[0], args), lambda: force0)
         y1, force1 = _apply(self._plan, terms, t0, t1 - t0, y0, args, force0)
         h = t1 - t0
         k0 = jtu.tree_map(lambda v: h * v, self.func(terms, t0, y0, args, force0))
@@ -233,9 +229,7 @@ class ExplicitSplitting(AbstractSplitting):
 
     tableau: SplittingTableau = eqx.field(static=True)
 
-    def __init__(
-        self, tableau: SplittingTableau, stage_loop: Literal["auto", "scan", "unroll"] = "auto"
-    ):
+    def __init__(self, tableau: SplittingTableau, stage_loop: str = "auto"):
         if not isinstance(tableau, SplittingTableau):
             raise TypeError(
                 f"`ExplicitSplitting(tableau)` needs a `SplittingTableau`, got {type(tableau)}."

@@ -65,7 +65,9 @@ class SplittingTableau:
         """Whether the word is a palindrome, which makes the method time-symmetric."""
         c = self.coeffs
         # Palindromic as a word of kinds too: it must start and end with the same kind.
-        return len(c) % 2 == 1 and all(math.isclose(x, y, rel_tol=0, abs_tol=1e-14) for x, y in zip(c, c[::-1]))
+        return len(c) % 2 == 1 and all(
+            math.isclose(x, y, rel_tol=0, abs_tol=1e-14) for x, y in zip(c, c[::-1])
+        )
 
     @property
     def fsal(self) -> bool:
@@ -119,9 +121,7 @@ class SplittingTableau:
         ops = [op for x, y in zip(first, second) for op in ((first_kind, x), (other, y))]
         return cls.from_ops(ops, order=order, rkn=rkn, source=source)
 
-    def compose(
-        self, gammas: Sequence[float], *, order: int, source: str = ""
-    ) -> SplittingTableau:
+    def compose(self, gammas: Sequence[float], *, order: int, source: str = "") -> SplittingTableau:
         """The composition $\\Phi_{\\gamma_m h}\\circ\\dots\\circ\\Phi_{\\gamma_1 h}$ of this
         method, as one merged word (Hairer, Lubich & Wanner II.4)."""
         ops = [(k, g * c) for g in gammas for k, c in self.ops]

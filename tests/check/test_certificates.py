@@ -4,7 +4,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from structjax.check import convergence_order, energy_error, reversibility_error, symplecticity_error
+from structjax.check import (
+    convergence_order,
+    energy_error,
+    reversibility_error,
+    symplecticity_error,
+)
 
 
 def test_symplecticity_of_known_maps():
@@ -47,7 +52,9 @@ def test_energy_error_and_drift():
 
 
 def test_convergence_order_recovers_a_power_law():
-    slope = convergence_order(lambda dt: jnp.array(1.0 + 3 * dt**4), [0.1, 0.05, 0.025], jnp.array(1.0))
+    slope = convergence_order(
+        lambda dt: jnp.array(1.0 + 3 * dt**4), [0.1, 0.05, 0.025], jnp.array(1.0)
+    )
     assert slope == pytest.approx(4.0, abs=1e-10)
     with pytest.raises(ValueError, match="at least two"):
         convergence_order(lambda dt: jnp.array(1.0), [0.1], jnp.array(1.0))

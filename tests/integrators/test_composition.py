@@ -23,9 +23,13 @@ from .test_order import REFERENCE, T1
 def test_inferred_order_is_measured(make, order):
     solver = make()
     assert solver.tableau.order == order
-    run = jax.jit(lambda dt, n: si.solve_fixed(NEWTON, solver, Y0, dt=dt, num_steps=n).y1, static_argnums=1)
+    run = jax.jit(
+        lambda dt, n: si.solve_fixed(NEWTON, solver, Y0, dt=dt, num_steps=n).y1, static_argnums=1
+    )
     ns = {2: [32, 64, 128], 4: [12, 24, 48], 6: [6, 10, 16]}[order]
-    measured = convergence_order(lambda dt: run(dt, round(T1 / dt)), [T1 / n for n in ns], REFERENCE["newton"])
+    measured = convergence_order(
+        lambda dt: run(dt, round(T1 / dt)), [T1 / n for n in ns], REFERENCE["newton"]
+    )
     assert abs(measured - order) < 0.3, measured
 
 
@@ -41,9 +45,13 @@ def test_composition_is_one_merged_word():
 def test_declared_order_is_checked_against_power_sums():
     g = si.KahanLi6.tableau  # built with these weights: declared order 6 passes the check
     assert g.order == 6
-    w = (0.39216144400731413927925056, 0.33259913678935943859974864,
-         -0.70624617255763935980996482, 0.08221359629355080023149045,
-         0.79854399093482996339895035)
+    w = (
+        0.39216144400731413927925056,
+        0.33259913678935943859974864,
+        -0.70624617255763935980996482,
+        0.08221359629355080023149045,
+        0.79854399093482996339895035,
+    )
     gammas = w + w[-2::-1]
     comp = si.Composition(si.VelocityVerlet(), gammas, order=6)
     assert comp.tableau.coeffs == pytest.approx(si.KahanLi6.tableau.coeffs, abs=1e-15)

@@ -63,7 +63,12 @@ def test_bad_step_under_jit_is_a_runtime_error():
 def test_diffeqsolve_refuses_adaptive_controller():
     with pytest.raises(Exception, match="error estimates"):
         diffrax.diffeqsolve(
-            NEWTON, si.KahanLi8(), 0.0, 1.0, 0.1, Y0,
+            NEWTON,
+            si.KahanLi8(),
+            0.0,
+            1.0,
+            0.1,
+            Y0,
             stepsize_controller=diffrax.PIDController(rtol=1e-6, atol=1e-6),
         )
 
@@ -88,7 +93,9 @@ def test_save_every_must_divide():
 def test_reversible_needs_a_splitting():
     term = diffrax.ODETerm(lambda t, y, a: -y)
     with pytest.raises(ValueError, match="reversible"):
-        si.solve_fixed(term, diffrax.Tsit5(), jnp.ones(2), dt=0.1, num_steps=2, adjoint="reversible")
+        si.solve_fixed(
+            term, diffrax.Tsit5(), jnp.ones(2), dt=0.1, num_steps=2, adjoint="reversible"
+        )
     with pytest.raises(ValueError, match="adjoint"):
         _fixed(adjoint="backsolve")
 
@@ -104,7 +111,9 @@ def test_rkn_methods_refuse_non_quadratic_kinetic(cls):
 
 def test_rkn_accepts_mass_matrix_kinetic():
     m = jnp.array([[2.0, 0.5], [0.5, 1.0]])
-    terms = si.separable_terms(lambda p, a: 0.5 * p @ jnp.linalg.solve(m, p), lambda q, a: jnp.sum(q**4))
+    terms = si.separable_terms(
+        lambda p, a: 0.5 * p @ jnp.linalg.solve(m, p), lambda q, a: jnp.sum(q**4)
+    )
     si.solve_fixed(terms, si.McAte5(), (jnp.ones(2), jnp.zeros(2)), dt=0.1, num_steps=2)
 
 

@@ -43,8 +43,16 @@ REFERENCE = {"newton": _reference(NEWTON), "general": _reference(GENERAL)}
 
 def _steps(order: int):
     # Steps chosen so that the error stays in the asymptotic regime and far above rounding.
-    return {1: [32, 64, 128], 2: [32, 64, 128], 3: [16, 32, 64], 4: [12, 24, 48],
-            5: [8, 16, 32], 6: [6, 10, 16], 8: [5, 7, 10], 10: [3, 4, 5]}[order]
+    return {
+        1: [32, 64, 128],
+        2: [32, 64, 128],
+        3: [16, 32, 64],
+        4: [12, 24, 48],
+        5: [8, 16, 32],
+        6: [6, 10, 16],
+        8: [5, 7, 10],
+        10: [3, 4, 5],
+    }[order]
 
 
 def _assert_order(measured, declared):

@@ -22,7 +22,9 @@ def test_generic_diffrax_solver_matches_diffeqsolve():
 
 
 def test_save_every_and_times():
-    sol = si.solve_fixed(NEWTON, si.VelocityVerlet(), Y0, t0=1.0, dt=0.1, num_steps=30, save_every=10)
+    sol = si.solve_fixed(
+        NEWTON, si.VelocityVerlet(), Y0, t0=1.0, dt=0.1, num_steps=30, save_every=10
+    )
     assert np.allclose(sol.ts, [1.0, 2.0, 3.0, 4.0])
     assert float(sol.t1) == pytest.approx(4.0)
     assert tree_allclose(jax.tree_util.tree_map(lambda y: y[0], sol.ys), Y0)
@@ -44,7 +46,13 @@ class MLPPotential(eqx.Module):
 def _loss(pot, y0, scale, dt, adjoint, save_every):
     terms = si.separable_terms(lambda p, a: 0.5 * a * jnp.sum(p**2), pot)
     sol = si.solve_fixed(
-        terms, si.KahanLi6(), y0, dt=dt, num_steps=200, args=scale, adjoint=adjoint,
+        terms,
+        si.KahanLi6(),
+        y0,
+        dt=dt,
+        num_steps=200,
+        args=scale,
+        adjoint=adjoint,
         save_every=save_every,
     )
     out = jnp.sum(sol.y1[0] ** 2) + jnp.sum(jnp.sin(sol.y1[1]))
@@ -77,7 +85,9 @@ def _temp_bytes(adjoint, num_steps):
     y0 = (jnp.ones(256), jnp.zeros(256))
 
     def loss(y0):
-        sol = si.solve_fixed(terms, si.VelocityVerlet(), y0, dt=0.01, num_steps=num_steps, adjoint=adjoint)
+        sol = si.solve_fixed(
+            terms, si.VelocityVerlet(), y0, dt=0.01, num_steps=num_steps, adjoint=adjoint
+        )
         return jnp.sum(sol.y1[0])
 
     compiled = jax.jit(jax.grad(loss)).lower(y0).compile()
@@ -111,7 +121,8 @@ def test_no_retrace_and_jit_vmap():
         assert tree_allclose(
             jax.tree_util.tree_map(lambda x: x[i], b),
             si.solve_fixed(NEWTON, si.SofSpa10(), yi, dt=0.1, num_steps=10).y1,
-            rtol=1e-13, atol=1e-13,
+            rtol=1e-13,
+            atol=1e-13,
         )
 
 
@@ -120,13 +131,17 @@ def test_repeated_unjitted_calls_compile_once():
     solver = si.McAte5()
     si.solve_fixed(NEWTON, solver, Y0, dt=0.1, num_steps=7)
     size = si._solve_fixed._solve._cached._cache_size()
-    si.solve_fixed(NEWTON, solver, jax.tree_util.tree_map(lambda x: 2 * x, Y0), dt=0.05, num_steps=7)
+    si.solve_fixed(
+        NEWTON, solver, jax.tree_util.tree_map(lambda x: 2 * x, Y0), dt=0.05, num_steps=7
+    )
     assert si._solve_fixed._solve._cached._cache_size() == size
 
 
 def test_float32():
     y32 = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), Y0)
-    sol = si.solve_fixed(NEWTON, si.BlanesMoan6(), y32, t0=jnp.float32(0), dt=jnp.float32(0.1), num_steps=20)
+    sol = si.solve_fixed(
+        NEWTON, si.BlanesMoan6(), y32, t0=jnp.float32(0), dt=jnp.float32(0.1), num_steps=20
+    )
     assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(sol.y1))
     ref = si.solve_fixed(NEWTON, si.BlanesMoan6(), Y0, dt=0.1, num_steps=20)
     for a, b in zip(jax.tree_util.tree_leaves(sol.y1), jax.tree_util.tree_leaves(ref.y1)):

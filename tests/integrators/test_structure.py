@@ -30,7 +30,9 @@ def test_symplecticity_error_sees_a_non_symplectic_step():
     def step(q, p):
         term = diffrax.ODETerm(lambda t, y, a: (NEWTON[0].vf(t, y[1], a), NEWTON[1].vf(t, y[0], a)))
         solver = diffrax.Heun()
-        y1, *_ = solver.step(term, 0.0, 0.3, (q, p), None, solver.init(term, 0.0, 0.3, (q, p), None), False)
+        y1, *_ = solver.step(
+            term, 0.0, 0.3, (q, p), None, solver.init(term, 0.0, 0.3, (q, p), None), False
+        )
         return y1
 
     assert symplecticity_error(step, *Y0) > 1e-4
@@ -71,7 +73,9 @@ def test_non_symplectic_method_drifts_at_same_step():
     sol = si.solve_fixed(term, diffrax.Heun(), Y0, dt=0.05, num_steps=100_000, save_every=100)
     err = energy_error(hamiltonian, sol.ys)
     assert abs(err.drift) > 0.5 * err.max_error, err
-    verlet = si.solve_fixed(NEWTON, si.VelocityVerlet(), Y0, dt=0.05, num_steps=100_000, save_every=100)
+    verlet = si.solve_fixed(
+        NEWTON, si.VelocityVerlet(), Y0, dt=0.05, num_steps=100_000, save_every=100
+    )
     assert err.max_error > 10 * energy_error(hamiltonian, verlet.ys).max_error
 
 
