@@ -37,6 +37,7 @@ class Problem:
     work: tuple[int, ...]
     source: str
     exact: Callable | None = None  # t -> (q, p), where known in closed form
+    reference_dt: float | None = None  # else: a fine KahanLi8 run is the reference
 
     @property
     def terms(self):
@@ -127,6 +128,7 @@ def henon_heiles(quick: bool) -> Problem:
         samples=200 if quick else 1000,
         work=(4, 32) if quick else (2, 4, 8, 16, 32, 64, 128, 256),
         source="Hénon & Heiles 1964; HLW GNI I.3",
+        reference_dt=0.005,
     )
 
 
@@ -151,6 +153,7 @@ def pendulum(quick: bool) -> Problem:
         samples=499 if quick else 4999,
         work=(4, 32) if quick else (2, 4, 8, 16, 32, 64, 128, 256),
         source="HLW GNI I.1.1",
+        reference_dt=0.01,
     )
 
 
@@ -217,6 +220,7 @@ def solar_system(quick: bool) -> Problem:
         samples=200 if quick else 2000,  # every 100 days
         work=(2, 16) if quick else (1, 2, 4, 8, 16, 32, 64, 128),
         source="HLW GNI I.2.4, Table 2.1; boost odeint examples/solar_system.cpp",
+        reference_dt=5.0,
     )
 
 
@@ -248,6 +252,7 @@ def fpu(quick: bool) -> Problem:
         samples=200 if quick else 2000,
         work=(4, 32) if quick else (2, 4, 8, 16, 32, 64, 128, 256),
         source="Fermi, Pasta & Ulam 1955 (β model)",
+        reference_dt=0.02,
     )
 
 

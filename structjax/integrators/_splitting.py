@@ -195,7 +195,10 @@ class AbstractSplitting(diffrax.AbstractSolver):
         force0 = solver_state
         if force0 is not None:
             force0 = jax.lax.cond(made_jump, lambda: terms[1].vf(t0, y0[0], args), lambda: force0)
-        y1, force1 = _apply(self._plan, terms, t0, t1 - t0, y0, args, force0)
+        plan = self._plan
+        y1, force1 = _apply(plan, terms, t0, t1 - t0, y0, args, force0)
+        # The last force evaluation is F(q1) only if the word ends with a kick.
+        force1 = force1 if plan.kinds[-1] == "kick" else None
         h = t1 - t0
         k0 = jtu.tree_map(lambda v: h * v, self.func(terms, t0, y0, args, force0))
         k1 = jtu.tree_map(lambda v: h * v, self.func(terms, t1, y1, args, force1))

@@ -66,6 +66,18 @@ def test_dense_output_is_third_order_hermite():
     assert 3.7 < slope < 4.5, (slope, errs)
 
 
+@pytest.mark.parametrize("make", **PARAMS)
+def test_dense_derivative_at_steps_is_the_vector_field(make):
+    """The Hermite interpolant's slopes at step ends are dy/dt at the computed states."""
+    solver = make()
+    sol = _solve(solver, saveat=diffrax.SaveAt(dense=True, steps=True))
+    for k in (3, 11):
+        t = sol.ts[k]
+        y = jax.tree_util.tree_map(lambda x: x[k], sol.ys)
+        dq, dp = NEWTON[0].vf(t, y[1], None), NEWTON[1].vf(t, y[0], None)
+        assert tree_allclose(sol.derivative(t), (dq, dp), rtol=1e-10, atol=1e-10)
+
+
 def test_jit_vmap_over_initial_conditions_and_parameters():
     terms = si.separable_terms(
         lambda p, a: 0.5 * jnp.sum(p**2), lambda q, a: -a * jnp.sum(jnp.cos(q))
