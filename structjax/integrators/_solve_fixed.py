@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, PyTree, Real
 
-from ._splitting import AbstractSplitting, _apply, _check_rkn, _check_terms
+from ._splitting import AbstractSplitting, _add, _apply, _check_rkn, _check_terms, _control
 
 
 class FixedSolution(eqx.Module):
@@ -69,6 +69,39 @@ def _forward(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
         return carry, carry[0]
 
     start = (y0, state0, jnp.zeros((), jnp.int32))
+    _, ys = jax.lax.scan(block, start, None, length=num_steps // chunk)
+    return ys
+
+
+def _forward_merged(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
+    """`_forward` for an FSAL splitting K(b0) W K(bs), with the last kick of each step merged
+    into the first of the next: the loop carries (q, p + b0 h F(q)) and no force, and
+    synchronises p only where a state is returned. The same map and the same force
+    evaluations as stepping one at a time (the kicks commute: they act at the same q)."""
+    term_q, term_p = terms
+    inner = solver._inner_plan
+    plan = solver._plan
+    b0, bs, tau_end = plan.coeffs[0], plan.coeffs[-1], plan.clocks[-1]
+    cp = _control(term_p, t0, dt)
+    q0, p0 = y0
+
+    def inner_step(q, p, n):
+        t = t0 + n.astype(dt.dtype) * dt
+        (q, p), _ = _apply(inner, terms, t, dt, (q, p), args, None)
+        return q, p, term_p.vf(t + tau_end * dt, q, args)
+
+    def one(carry, _):
+        q, p, n = carry
+        q, p, f = inner_step(q, p, n)
+        return (q, _add(p, term_p, f, (bs + b0) * cp), n + 1), None
+
+    def block(carry, _):
+        carry, _ = jax.lax.scan(one, carry, None, length=chunk - 1)
+        q, p, f = inner_step(*carry)
+        p_sync = _add(p, term_p, f, bs * cp)
+        return (q, _add(p_sync, term_p, f, b0 * cp), carry[2] + 1), (q, p_sync)
+
+    start = (q0, _add(p0, term_p, term_p.vf(t0, q0, args), b0 * cp), jnp.zeros((), jnp.int32))
     _, ys = jax.lax.scan(block, start, None, length=num_steps // chunk)
     return ys
 
@@ -141,6 +174,8 @@ def _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint):
     chunk = num_steps if save_every is None else save_every
     if adjoint == "reversible":
         ys = _reversible((y0, args, terms, t0, dt), solver, num_steps, chunk)
+    elif isinstance(solver, AbstractSplitting) and solver.tableau.fsal:
+        ys = _forward_merged(solver, terms, y0, args, t0, dt, num_steps, chunk)
     else:
         ys = _forward(solver, terms, y0, args, t0, dt, num_steps, chunk)
     t1 = t0 + num_steps * dt
