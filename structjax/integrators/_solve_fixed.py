@@ -202,8 +202,11 @@ def solve_fixed(
     """Integrate with a fixed step as one `lax.scan`: the hot loop of simulations and layers.
 
     Runs any diffrax solver (`solver.init` once, then `solver.step`), and structjax's
-    splittings through their FSAL fast path, so that a step costs what a hand-written loop
-    costs: no step-size controller, no event or save bookkeeping, no dense output.
+    splittings through a fast path: no step-size controller, no event or save bookkeeping,
+    no dense output, and for a method that starts and ends with a kick, the last kick of
+    each step merged into the first of the next (the leapfrog form), so the loop carries
+    $(q, p + b_0 h F(q))$ and one force evaluation per kick, and p is synchronised only
+    where a state is returned. The map is the same as stepping one step at a time.
 
     **Arguments:**
 
