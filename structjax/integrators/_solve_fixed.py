@@ -46,11 +46,11 @@ def _check_step(dt):
 
 
 def _step_fn(solver, terms, args, y, state, t, dt):
-    """One step of any diffrax solver; the FSAL fast path for splittings."""
+    """One step of any diffrax solver (splittings without their dense-output work)."""
     if isinstance(solver, AbstractSplitting):
         y1, f1 = _apply(solver._plan, terms, t, dt, y, args, state)
         return y1, (f1 if solver.tableau.fsal else None)
-    y1, _, _, state, result = solver.step(terms, t, t + dt, y, args, state, False)
+    y1, _, _, state, _ = solver.step(terms, t, t + dt, y, args, state, False)
     return y1, state
 
 
@@ -78,7 +78,7 @@ def _forward_merged(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int)
     into the first of the next: the loop carries (q, p + b0 h F(q)) and no force, and
     synchronises p only where a state is returned. The same map and the same force
     evaluations as stepping one at a time (the kicks commute: they act at the same q)."""
-    term_q, term_p = terms
+    _, term_p = terms
     inner = solver._inner_plan
     plan = solver._plan
     b0, bs, tau_end = plan.coeffs[0], plan.coeffs[-1], plan.clocks[-1]
@@ -106,9 +106,15 @@ def _forward_merged(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int)
     return ys
 
 
+def _forward_any(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
+    if isinstance(solver, AbstractSplitting) and solver.tableau.fsal:
+        return _forward_merged(solver, terms, y0, args, t0, dt, num_steps, chunk)
+    return _forward(solver, terms, y0, args, t0, dt, num_steps, chunk)
+
+
 def _reversible(vjp_arg, solver, num_steps, chunk):
     y0, args, terms, t0, dt = vjp_arg
-    return _forward(solver, terms, y0, args, t0, dt, num_steps, chunk)
+    return _forward_any(solver, terms, y0, args, t0, dt, num_steps, chunk)
 
 
 _reversible = eqx.filter_custom_vjp(_reversible)
@@ -174,10 +180,8 @@ def _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint):
     chunk = num_steps if save_every is None else save_every
     if adjoint == "reversible":
         ys = _reversible((y0, args, terms, t0, dt), solver, num_steps, chunk)
-    elif isinstance(solver, AbstractSplitting) and solver.tableau.fsal:
-        ys = _forward_merged(solver, terms, y0, args, t0, dt, num_steps, chunk)
     else:
-        ys = _forward(solver, terms, y0, args, t0, dt, num_steps, chunk)
+        ys = _forward_any(solver, terms, y0, args, t0, dt, num_steps, chunk)
     t1 = t0 + num_steps * dt
     y1 = jtu.tree_map(lambda y: y[-1], ys)
     if save_every is None:
