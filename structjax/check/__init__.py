@@ -7,3 +7,9 @@ from ._hamiltonian import (
     reversibility_error as reversibility_error,
     symplecticity_error as symplecticity_error,
 )
+from ._manifolds import (
+    RetractionCheck as RetractionCheck,
+    check_retraction as check_retraction,
+    check_rgrad as check_rgrad,
+    constraint_error as constraint_error,
+)

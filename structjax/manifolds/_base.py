@@ -1,0 +1,108 @@
+"""The abstract manifold: pure-function geometry on arrays, batched over leading axes."""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class AbstractManifold(eqx.Module):
+    """A Riemannian manifold embedded in $\\mathbb{R}^{\\text{point\\_shape}}$.
+
+    A point is an array whose trailing axes have shape `point_shape`; any leading axes are a
+    batch, and every method maps over them. Tangent vectors are arrays of the point's shape
+    (the embedded representation). Methods are pure and work under `jit`, `vmap` and `grad`.
+
+    Every manifold implements `random_point`, `random_tangent`, `project`, `to_tangent`,
+    `egrad_to_rgrad`, `retract`, `inner`, `transport` and `constraint_error`; `exp`, `log` and
+    `distance` exist on the manifolds that have them in closed form.
+    """
+
+    @property
+    @abc.abstractmethod
+    def point_shape(self) -> tuple[int, ...]:
+        """The shape of one point (the trailing axes of an array of points)."""
+
+    @abc.abstractmethod
+    def project(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        """The nearest point of the manifold (in the embedding's Euclidean norm)."""
+
+    @abc.abstractmethod
+    def to_tangent(self, x: Float[Array, "..."], v: Float[Array, "..."]) -> Float[Array, "..."]:
+        """The orthogonal projection of an ambient vector `v` onto the tangent space at `x`."""
+
+    @abc.abstractmethod
+    def egrad_to_rgrad(self, x: Float[Array, "..."], g: Float[Array, "..."]) -> Float[Array, "..."]:
+        """The Riemannian gradient at `x` from the Euclidean gradient `g` of a function on
+        the embedding space."""
+
+    @abc.abstractmethod
+    def retract(self, x: Float[Array, "..."], v: Float[Array, "..."]) -> Float[Array, "..."]:
+        """A retraction $R_x(v)$: a point, with $R_x(0) = x$ and $dR_x(0) = \\mathrm{id}$."""
+
+    @abc.abstractmethod
+    def inner(
+        self, x: Float[Array, "..."], u: Float[Array, "..."], v: Float[Array, "..."]
+    ) -> Float[Array, "..."]:
+        """The Riemannian metric $\\langle u, v\\rangle_x$, one number per point."""
+
+    @abc.abstractmethod
+    def transport(
+        self, x: Float[Array, "..."], y: Float[Array, "..."], v: Float[Array, "..."]
+    ) -> Float[Array, "..."]:
+        """A vector transport of the tangent vector `v` at `x` to the tangent space at `y`."""
+
+    @abc.abstractmethod
+    def constraint_error(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        """How far `x` is from the manifold (zero on it), one number per point."""
+
+    @abc.abstractmethod
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype=None
+    ) -> Float[Array, "..."]:
+        """Random points with batch shape `shape` (the array has shape
+        `shape + point_shape`)."""
+
+    def random_tangent(self, key: PRNGKeyArray, x: Float[Array, "..."]) -> Float[Array, "..."]:
+        """A random tangent vector at each point of `x` (standard normal, projected)."""
+        return self.to_tangent(x, jax.random.normal(key, x.shape, x.dtype))
+
+    def norm(self, x: Float[Array, "..."], v: Float[Array, "..."]) -> Float[Array, "..."]:
+        """$\\|v\\|_x$, one number per point."""
+        return jnp.sqrt(jnp.maximum(self.inner(x, v, v), 0.0))
+
+    def check_shape(self, x, name: str = "x"):
+        """Raise a `ValueError` unless the trailing axes of `x` are `point_shape`."""
+        k = len(self.point_shape)
+        shape = jnp.shape(x)
+        if tuple(shape[len(shape) - k :]) != tuple(self.point_shape) or len(shape) < k:
+            raise ValueError(
+                f"{type(self).__name__} points have trailing shape {self.point_shape}, "
+                f"got `{name}` of shape {shape}."
+            )
+
+
+def batch_inner(u, v, ndim: int):
+    """$\\sum$ over the last `ndim` axes of $u v$: the Euclidean inner product per point."""
+    return jnp.sum(u * v, axis=tuple(range(-ndim, 0))) if ndim else u * v
+
+
+def sym(a):
+    """The symmetric part of a batch of square matrices."""
+    return 0.5 * (a + jnp.swapaxes(a, -1, -2))
+
+
+def skew(a):
+    """The skew-symmetric part of a batch of square matrices."""
+    return 0.5 * (a - jnp.swapaxes(a, -1, -2))
+
+
+def mT(a):
+    """The transpose of the last two axes."""
+    return jnp.swapaxes(a, -1, -2)
+
+
+def default_dtype(dtype):
+    return jnp.result_type(float) if dtype is None else dtype
