@@ -1,5 +1,5 @@
 """structjax: structure-preserving building blocks for deep learning in JAX."""
 
-from . import check as check, integrators as integrators, manifolds as manifolds
+from . import check as check, integrators as integrators, manifolds as manifolds, optim as optim
 
 __version__ = "0.1.0"

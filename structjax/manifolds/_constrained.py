@@ -1,0 +1,46 @@
+"""Marking constrained weights inside a model, for the Riemannian optimisers."""
+
+import equinox as eqx
+import jax.tree_util as jtu
+from jaxtyping import Array, PyTree
+
+from ._base import AbstractManifold
+
+
+class Constrained(eqx.Module):
+    """A weight that lives on a manifold: `value` (an array of `manifold` points) and its
+    `manifold` (static). Use `.value` in the forward pass; give the optimiser
+    `manifolds_of(params)` (see `structjax.optim.riemannian_adam`).
+
+    **Arguments:**
+
+    - `value`: the point(s), already on the manifold (use `manifold.project` or
+        `manifold.random_point` to make one).
+    - `manifold`: the manifold.
+    """
+
+    value: Array
+    manifold: AbstractManifold = eqx.field(static=True)
+
+    def __check_init__(self):
+        if isinstance(self.value, AbstractManifold):  # the form built by `manifolds_of`
+            return
+        self.manifold.check_shape(self.value, "value")
+
+
+def _is_constrained(x) -> bool:
+    return isinstance(x, Constrained)
+
+
+def manifolds_of(tree: PyTree) -> PyTree:
+    """The `manifolds` pytree for a model or parameter tree containing `Constrained` leaves:
+    the same structure, with the manifold at each `Constrained.value` and `None` (Euclidean)
+    at every other leaf. Call it on the parameters you pass to `optimiser.init`, e.g.
+    `manifolds_of(eqx.filter(model, eqx.is_inexact_array))`."""
+
+    def leaf(x):
+        if _is_constrained(x):
+            return Constrained(x.manifold, x.manifold)
+        return None
+
+    return jtu.tree_map(leaf, tree, is_leaf=_is_constrained)
