@@ -1,5 +1,11 @@
 """structjax: structure-preserving building blocks for deep learning in JAX."""
 
-from . import check as check, integrators as integrators, manifolds as manifolds, optim as optim
+from . import (
+    check as check,
+    integrators as integrators,
+    manifolds as manifolds,
+    nn as nn,
+    optim as optim,
+)
 
 __version__ = "0.1.0"

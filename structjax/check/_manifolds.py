@@ -8,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..manifolds._base import AbstractManifold
+from ..manifolds._base import AbstractManifold, Point
 
 
-def constraint_error(manifold: AbstractManifold, x: Float[Array, "..."]) -> Float[Array, ""]:
+def constraint_error(manifold: AbstractManifold, x: Point) -> Float[Array, ""]:
     """The largest distance from the manifold over a batch of points (zero on it)."""
     manifold.check_shape(x)
     return jnp.max(manifold.constraint_error(x))
@@ -31,7 +31,7 @@ class RetractionCheck(NamedTuple):
 def check_retraction(
     manifold: AbstractManifold,
     key: PRNGKeyArray,
-    x: Float[Array, "..."] | None = None,
+    x: Point | None = None,
     ts=(1e-3, 3e-3, 1e-2, 3e-2),
 ) -> RetractionCheck:
     """Measure the order of `manifold.retract` at a random point along a random unit tangent.
@@ -59,7 +59,7 @@ def check_rgrad(
     manifold: AbstractManifold,
     f: Callable[[Array], Array],
     key: PRNGKeyArray,
-    x: Float[Array, "..."] | None = None,
+    x: Point | None = None,
     t: float = 1e-5,
 ) -> float:
     """Relative mismatch between the Riemannian gradient and a central finite difference of

@@ -5,7 +5,11 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+# A point or tangent vector: an array of shape `batch + point_shape` (a tuple of such
+# arrays for `Product`).
+Point = PyTree[Float[Array, "..."]]
 
 
 class AbstractManifold(eqx.Module):
@@ -26,50 +30,44 @@ class AbstractManifold(eqx.Module):
         """The shape of one point (the trailing axes of an array of points)."""
 
     @abc.abstractmethod
-    def project(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+    def project(self, x: Point) -> Point:
         """The nearest point of the manifold (in the embedding's Euclidean norm)."""
 
     @abc.abstractmethod
-    def to_tangent(self, x: Float[Array, "..."], v: Float[Array, "..."]) -> Float[Array, "..."]:
+    def to_tangent(self, x: Point, v: Point) -> Point:
         """The orthogonal projection of an ambient vector `v` onto the tangent space at `x`."""
 
     @abc.abstractmethod
-    def egrad_to_rgrad(self, x: Float[Array, "..."], g: Float[Array, "..."]) -> Float[Array, "..."]:
+    def egrad_to_rgrad(self, x: Point, g: Point) -> Point:
         """The Riemannian gradient at `x` from the Euclidean gradient `g` of a function on
         the embedding space."""
 
     @abc.abstractmethod
-    def retract(self, x: Float[Array, "..."], v: Float[Array, "..."]) -> Float[Array, "..."]:
+    def retract(self, x: Point, v: Point) -> Point:
         """A retraction $R_x(v)$: a point, with $R_x(0) = x$ and $dR_x(0) = \\mathrm{id}$."""
 
     @abc.abstractmethod
-    def inner(
-        self, x: Float[Array, "..."], u: Float[Array, "..."], v: Float[Array, "..."]
-    ) -> Float[Array, "..."]:
+    def inner(self, x: Point, u: Point, v: Point) -> Point:
         """The Riemannian metric $\\langle u, v\\rangle_x$, one number per point."""
 
     @abc.abstractmethod
-    def transport(
-        self, x: Float[Array, "..."], y: Float[Array, "..."], v: Float[Array, "..."]
-    ) -> Float[Array, "..."]:
+    def transport(self, x: Point, y: Point, v: Point) -> Point:
         """A vector transport of the tangent vector `v` at `x` to the tangent space at `y`."""
 
     @abc.abstractmethod
-    def constraint_error(self, x: Float[Array, "..."]) -> Float[Array, "..."]:
+    def constraint_error(self, x: Point) -> Point:
         """How far `x` is from the manifold (zero on it), one number per point."""
 
     @abc.abstractmethod
-    def random_point(
-        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype=None
-    ) -> Float[Array, "..."]:
+    def random_point(self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype=None) -> Point:
         """Random points with batch shape `shape` (the array has shape
         `shape + point_shape`)."""
 
-    def random_tangent(self, key: PRNGKeyArray, x: Float[Array, "..."]) -> Float[Array, "..."]:
+    def random_tangent(self, key: PRNGKeyArray, x: Point) -> Point:
         """A random tangent vector at each point of `x` (standard normal, projected)."""
         return self.to_tangent(x, jax.random.normal(key, x.shape, x.dtype))
 
-    def norm(self, x: Float[Array, "..."], v: Float[Array, "..."]) -> Float[Array, "..."]:
+    def norm(self, x: Point, v: Point) -> Point:
         """$\\|v\\|_x$, one number per point."""
         return jnp.sqrt(jnp.maximum(self.inner(x, v, v), 0.0))
 

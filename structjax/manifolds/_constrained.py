@@ -19,7 +19,7 @@ class Constrained(eqx.Module):
     - `manifold`: the manifold.
     """
 
-    value: Array
+    value: Array | AbstractManifold  # a manifold only in the tree built by `manifolds_of`
     manifold: AbstractManifold = eqx.field(static=True)
 
     def __check_init__(self):

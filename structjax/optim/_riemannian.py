@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
+from jax.typing import ArrayLike
 from jaxtyping import Array, PyTree
 
 from ..manifolds._base import AbstractManifold
@@ -33,12 +34,19 @@ def _manifold_list(manifolds, params) -> tuple[list, jtu.PyTreeDef]:
     if manifolds is None or isinstance(manifolds, AbstractManifold):
         ms = [manifolds] * len(leaves)
     else:
-        ms, mdef = jtu.tree_flatten(manifolds, is_leaf=_is_manifold_leaf)
-        if mdef != treedef:
+        try:
+            ms = treedef.flatten_up_to(manifolds)
+        except (ValueError, TypeError) as e:
+            mdef = jtu.tree_structure(manifolds, is_leaf=_is_manifold_leaf)
             raise ValueError(
                 "`manifolds` must be one manifold, or a pytree of manifolds (None for "
                 "Euclidean) with the structure of the parameters; got\n"
                 f"  manifolds: {mdef}\n  params:    {treedef}"
+            ) from e
+        if not all(_is_manifold_leaf(m) for m in ms):
+            raise ValueError(
+                "`manifolds` must hold a manifold or None at each parameter leaf, got "
+                f"{[type(m).__name__ for m in ms if not _is_manifold_leaf(m)]}."
             )
     for i, (m, leaf) in enumerate(zip(ms, leaves)):
         if m is not None:
@@ -117,7 +125,7 @@ class RiemannianMomentumState(NamedTuple):
 
 
 def scale_by_riemannian_momentum(
-    momentum: float, nesterov: bool = False, manifolds=None
+    momentum: ArrayLike, nesterov: bool = False, manifolds=None
 ) -> optax.GradientTransformation:
     """Heavy-ball (or Nesterov) momentum on manifolds: the buffer is carried to the new
     point by `manifold.transport` before it is updated (Bécigneul & Ganea 2019, eq. 5;
@@ -149,7 +157,7 @@ class RiemannianAdamState(NamedTuple):
 
 
 def scale_by_riemannian_adam(
-    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, amsgrad: bool = False,
+    b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8, amsgrad: bool = False,
     manifolds=None,
 ) -> optax.GradientTransformation:  # fmt: skip
     """Riemannian Adam (Bécigneul & Ganea, ICLR 2019, Algorithm 1): the first moment is
@@ -208,7 +216,7 @@ def retract(manifolds=None) -> optax.GradientTransformation:
 
 def riemannian_sgd(
     learning_rate: optax.ScalarOrSchedule,
-    momentum: float = 0.0,
+    momentum: ArrayLike = 0.0,
     nesterov: bool = False,
     manifolds=None,
 ) -> optax.GradientTransformation:
@@ -231,9 +239,9 @@ def riemannian_sgd(
 
 def riemannian_adam(
     learning_rate: optax.ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
     amsgrad: bool = False,
     manifolds=None,
 ) -> optax.GradientTransformation:

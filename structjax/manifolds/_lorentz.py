@@ -1,0 +1,166 @@
+"""The Lorentz (hyperboloid) model of hyperbolic space."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
+
+from ._base import AbstractManifold, default_dtype
+
+
+def minkowski(u, v, keepdims=False):
+    """$\\langle u, v\\rangle_L = -u_0 v_0 + \\sum_{i \\ge 1} u_i v_i$ over the last axis."""
+    out = jnp.sum(u[..., 1:] * v[..., 1:], axis=-1) - u[..., 0] * v[..., 0]
+    return out[..., None] if keepdims else out
+
+
+def _cosh_sinhc_of_square(t2):
+    """$(\\cosh t, \\sinh(t)/t)$ as functions of $t^2$: smooth through $t = 0$."""
+    small = jnp.abs(t2) < 1e-4
+    # t2 < 0 is rounding in <v, v>_L far from the origin (float32): treat it as t = 0.
+    t = jnp.sqrt(jnp.where(small, 1.0, jnp.maximum(t2, 1e-4)))
+    cosh = jnp.where(small, 1 + t2 / 2 + t2**2 / 24 + t2**3 / 720, jnp.cosh(t))
+    sinhc = jnp.where(small, 1 + t2 / 6 + t2**2 / 120 + t2**3 / 5040, jnp.sinh(t) / t)
+    return cosh, sinhc
+
+
+class Lorentz(AbstractManifold):
+    """The hyperboloid $\\{x \\in \\mathbb{R}^{n+1} : \\langle x, x\\rangle_L = -1/c,\\ x_0 >
+    0\\}$ of constant curvature $-c < 0$, with the metric induced by the Minkowski product.
+    Points have shape `(..., n + 1)`, the time coordinate first.
+
+    `exp` is $\\cosh(\\sqrt{c}|v|_L) x + \\sinh(\\sqrt{c}|v|_L) v / (\\sqrt{c}|v|_L)$, the
+    retraction is `exp` followed by `project`, and `transport` is the parallel transport
+    $v + \\frac{\\langle y, v\\rangle_L}{1/c - \\langle x, y\\rangle_L}(x + y)$, isometric
+    (geoopt's `lorentz/math.py` with $k = 1/c$; Nickel & Kiela 2018). Distances use
+    $d = \\frac{2}{\\sqrt{c}} \\operatorname{arsinh}(\\sqrt{c}|y - x|_L / 2)$, equal to
+    $\\operatorname{arcosh}(-c\\langle x, y\\rangle_L)/\\sqrt{c}$ but accurate for nearby points.
+
+    `project` recomputes the time coordinate, $x_0 = \\sqrt{1/c + |x_{1:}|^2}$ (a
+    projection onto the manifold along the time axis, not the nearest point), which puts
+    float32 points on the hyperboloid to rounding; `constraint_error` is the relative error
+    of $x_0$, $|x_0 - \\sqrt{1/c + |x_{1:}|^2}| / \\sqrt{1/c + |x_{1:}|^2}$, about
+    $|\\langle x, x\\rangle_L + 1/c| / (2 x_0^2)$: the rounding of $\\langle x, x\\rangle_L$
+    grows like $\\varepsilon x_0^2$, so an absolute test would fail far from the origin.
+
+    **Arguments:**
+
+    - `n`: the dimension of the hyperbolic space (points live in $\\mathbb{R}^{n+1}$).
+    - `curvature`: the sectional curvature $-c$, negative (default `-1.0`).
+    """
+
+    n: int = eqx.field(static=True)
+    curvature: float = eqx.field(static=True, default=-1.0)
+
+    def __check_init__(self):
+        call = f"`Lorentz(n={self.n}, curvature={self.curvature})`"
+        if self.n < 1:
+            raise ValueError(f"{call} needs n >= 1.")
+        if not self.curvature < 0:
+            raise ValueError(
+                f"{call} needs curvature < 0 (hyperbolic space); use `Euclidean` for "
+                "curvature 0 and `Sphere` for positive curvature."
+            )
+
+    @property
+    def c(self) -> float:
+        return -float(self.curvature)
+
+    @property
+    def point_shape(self):
+        return (self.n + 1,)
+
+    def _time(self, space):
+        return jnp.sqrt(1.0 / self.c + jnp.sum(space * space, axis=-1, keepdims=True))
+
+    def project(self, x):
+        return jnp.concatenate([self._time(x[..., 1:]), x[..., 1:]], axis=-1)
+
+    def to_tangent(self, x, v):
+        # Minkowski-orthogonal projection: <x, v + c<x,v>_L x>_L = 0 since <x,x>_L = -1/c.
+        return v + self.c * minkowski(x, v, keepdims=True) * x
+
+    def egrad_to_rgrad(self, x, g):
+        # Raise the index with diag(-1, 1, ..., 1), then project (geoopt's `egrad2rgrad`).
+        return self.to_tangent(x, g.at[..., 0].multiply(-1))
+
+    def inner(self, x, u, v):
+        return minkowski(u, v)
+
+    def _tangent_square(self, x, v):
+        """$\\langle v, v\\rangle_L$ for a tangent `v`, as the sum of two squares
+        $|\\bar v_\\perp|^2 + (\\bar x \\cdot \\bar v)^2 / (c |\\bar x|^2 x_0^2)$ ($\\bar v_\\perp$:
+        the part of $\\bar v = v_{1:}$ orthogonal to $\\bar x$), equal to $|\\bar v|^2 - v_0^2$
+        when $v_0 x_0 = \\bar x \\cdot \\bar v$ but free of its cancellation, which in float32
+        leaves no correct digit once $x_0 \\gtrsim 10^3$."""
+        xs, vs = x[..., 1:], v[..., 1:]
+        p = jnp.sum(xs * vs, axis=-1, keepdims=True)
+        xs2 = jnp.sum(xs * xs, axis=-1, keepdims=True)
+        safe = jnp.where(xs2 > 0, xs2, 1.0)
+        perp = vs - jnp.where(xs2 > 0, p / safe, 0.0) * xs
+        radial = jnp.where(xs2 > 0, p**2 / (self.c * safe * x[..., :1] ** 2), 0.0)
+        return jnp.sum(perp * perp, axis=-1, keepdims=True) + radial
+
+    def exp(self, x, v):
+        cosh, sinhc = _cosh_sinhc_of_square(self.c * self._tangent_square(x, v))
+        return cosh * x + sinhc * v
+
+    def log(self, x, y):
+        # d u/|u|_L with u = y + c<x,y>_L x = (y - x) - (c/2)|y - x|_L^2 x (the tangent part
+        # of y - x, formed from the difference).
+        d = y - x
+        u = d - (self.c / 2) * minkowski(d, d, keepdims=True) * x
+        nu = jnp.sqrt(jnp.maximum(minkowski(u, u, keepdims=True), 0.0))
+        dist = self.distance(x, y)[..., None]
+        return jnp.where(nu > 0, dist / jnp.where(nu > 0, nu, 1.0), 0.0) * u
+
+    def distance(self, x, y):
+        # arcosh(-c<x,y>_L)/sqrt(c) = (2/sqrt(c)) arsinh(sqrt(c)|y - x|_L / 2), since
+        # -c<x,y>_L - 1 = c|y - x|_L^2 / 2.
+        d = y - x
+        half = jnp.sqrt(self.c * jnp.maximum(minkowski(d, d), 0.0)) / 2
+        return 2.0 / jnp.sqrt(self.c) * jnp.arcsinh(half)
+
+    def transport(self, x, y, v):
+        # v + <y,v>_L / (1/c - <x,y>_L) (x + y); the denominator is 2/c + |y - x|_L^2 / 2.
+        d = y - x
+        den = 2.0 / self.c + minkowski(d, d, keepdims=True) / 2
+        return v + minkowski(y, v, keepdims=True) / den * (x + y)
+
+    def retract(self, x, v):
+        return self.project(self.exp(x, v))
+
+    def constraint_error(self, x):
+        t = self._time(x[..., 1:])[..., 0]
+        return jnp.abs(x[..., 0] - t) / t
+
+    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+        # exp at the origin (1/sqrt(c), 0, ..., 0) of (0, z), z standard normal: the geodesic
+        # distance from the origin is |z|.
+        z = jax.random.normal(key, tuple(shape) + (self.n,), default_dtype(dtype))
+        _, sinhc = _cosh_sinhc_of_square(self.c * jnp.sum(z * z, axis=-1, keepdims=True))
+        return self.project(jnp.concatenate([jnp.zeros_like(z[..., :1]), sinhc * z], axis=-1))
+
+    def random_tangent(self, key: PRNGKeyArray, x):
+        """A standard normal tangent vector in the metric: $(0, z)$ at the origin, $z$
+        standard normal, parallel-transported to `x` (the wrapped normal of Nagano et al.
+        2019). Ambient noise projected by `to_tangent` would have Riemannian length growing
+        like $x_0^2$, and a random walk with such steps overflows within a few steps."""
+        z = jax.random.normal(key, x.shape[:-1] + (self.n,), x.dtype)
+        u = jnp.concatenate([jnp.zeros_like(z[..., :1]), z], axis=-1)
+        r = 1.0 / jnp.sqrt(self.c)
+        origin = jnp.concatenate([jnp.full_like(z[..., :1], r), jnp.zeros_like(z)], axis=-1)
+        # transport(origin, x, u): <x, u>_L / (1/c - <origin, x>_L) (origin + x)
+        coef = jnp.sum(x[..., 1:] * z, axis=-1, keepdims=True) / (r * r + r * x[..., :1])
+        return u + coef * (origin + x)
+
+    def to_poincare(self, x):
+        """The isometry to `PoincareBall(n, curvature)`: $x_{1:} / (1 + \\sqrt{c} x_0)$."""
+        return x[..., 1:] / (1.0 + jnp.sqrt(self.c) * x[..., :1])
+
+    def from_poincare(self, p):
+        """The inverse isometry: $x_0 = \\frac{1 + c|p|^2}{\\sqrt{c}(1 - c|p|^2)}$,
+        $x_{1:} = \\frac{2p}{1 - c|p|^2}$."""
+        p2 = self.c * jnp.sum(p * p, axis=-1, keepdims=True)
+        x0 = (1.0 + p2) / (jnp.sqrt(self.c) * (1.0 - p2))
+        return jnp.concatenate([x0, 2.0 * p / (1.0 - p2)], axis=-1)

@@ -1,0 +1,161 @@
+"""The Poincaré ball model of hyperbolic space."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
+
+from ._base import AbstractManifold, default_dtype
+
+
+def _dot(u, v):
+    return jnp.sum(u * v, axis=-1, keepdims=True)
+
+
+def _tanhc_of_square(s2):
+    """$\\tanh(s)/s$ as a function of $s^2$: smooth (to every order) through $s = 0$."""
+    small = s2 < 1e-4
+    s = jnp.sqrt(jnp.where(small, 1.0, s2))
+    taylor = 1 - s2 / 3 + 2 * s2**2 / 15 - 17 * s2**3 / 315
+    return jnp.where(small, taylor, jnp.tanh(s) / s)
+
+
+def ball_margin(dtype) -> float:
+    """How far inside the boundary `project` puts points, in units of the radius
+    $1/\\sqrt{c}$: $10^{-5}$ for float32 and $10^{-10}$ for float64. geoopt's `project` keeps
+    a dtype-dependent border for the same reason (`eps`: 4e-3 in float32, 1e-5 in float64,
+    `geoopt/manifolds/stereographic/math.py`); ours is closer to the boundary and is enough
+    for $1 - c|x|^2$ to keep a few correct digits."""
+    return {2: 1e-2, 4: 1e-5}.get(jnp.dtype(dtype).itemsize, 1e-10)
+
+
+class PoincareBall(AbstractManifold):
+    """The Poincaré ball $\\{x \\in \\mathbb{R}^n : c|x|^2 < 1\\}$ of constant curvature
+    $-c < 0$, with the conformal metric $\\langle u, v\\rangle_x = \\lambda_x^2 \\langle u,
+    v\\rangle$, $\\lambda_x = 2/(1 - c|x|^2)$. Points have shape `(..., n)`.
+
+    Möbius addition $\\oplus_c$, `exp`, `log` and `distance` follow Ganea, Bécigneul & Hofmann,
+    *Hyperbolic Neural Networks* (NeurIPS 2018), sec. 2; the retraction is the exponential map
+    followed by `project`, which keeps points a dtype-dependent margin (`ball_margin`) inside
+    the boundary; `transport` is the parallel transport $\\frac{\\lambda_x}{\\lambda_y}
+    \\operatorname{gyr}[y, -x] v$ (Ungar 2008; geoopt's `transp`), isometric.
+    Differences $y - x$ and $1 - c|x|^2$ are formed explicitly so that points within
+    $10^{-6}$ of the boundary keep their accuracy in float64.
+
+    **Arguments:**
+
+    - `n`: the dimension.
+    - `curvature`: the sectional curvature $-c$, negative (default `-1.0`).
+    """
+
+    n: int = eqx.field(static=True)
+    curvature: float = eqx.field(static=True, default=-1.0)
+
+    def __check_init__(self):
+        call = f"`PoincareBall(n={self.n}, curvature={self.curvature})`"
+        if self.n < 1:
+            raise ValueError(f"{call} needs n >= 1.")
+        if not self.curvature < 0:
+            raise ValueError(
+                f"{call} needs curvature < 0 (hyperbolic space); use `Euclidean` for "
+                "curvature 0 and `Sphere` for positive curvature."
+            )
+
+    @property
+    def c(self) -> float:
+        return -float(self.curvature)
+
+    @property
+    def point_shape(self):
+        return (self.n,)
+
+    def _one_minus(self, x):
+        """$1 - c|x|^2$, keepdims."""
+        return 1.0 - self.c * _dot(x, x)
+
+    def conformal_factor(self, x):
+        """$\\lambda_x = 2 / (1 - c|x|^2)$, one number per point."""
+        return 2.0 / self._one_minus(x)[..., 0]
+
+    def mobius_add(self, x, y):
+        """$x \\oplus_c y = \\frac{(1 + 2c\\langle x, y\\rangle + c|y|^2) x + (1 - c|x|^2) y}
+        {1 + 2c\\langle x, y\\rangle + c^2 |x|^2 |y|^2}$ (Ganea et al. 2018, sec. 2)."""
+        c, xy, x2, y2 = self.c, _dot(x, y), _dot(x, x), _dot(y, y)
+        num = (1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y
+        den = 1 + 2 * c * xy + c**2 * x2 * y2
+        return num / jnp.maximum(den, jnp.finfo(x.dtype).tiny)
+
+    def _minus_plus(self, x, y):
+        """$(-x) \\oplus_c y$ up to a positive factor, and $|y - x|^2$, from $y - x$:
+        numerator $(1 - c|x|^2)(y - x) - c|y - x|^2 x$, accurate near the boundary."""
+        d = y - x
+        d2 = _dot(d, d)
+        return self._one_minus(x) * d - self.c * d2 * x, d2
+
+    def project(self, x):
+        # Clip the norm to (1 - margin)/sqrt(c), as geoopt's `project`.
+        maxnorm = (1.0 - ball_margin(x.dtype)) / jnp.sqrt(self.c)
+        norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
+        scale = maxnorm / jnp.where(norm > maxnorm, norm, 1.0)
+        return jnp.where(norm > maxnorm, x * scale, x)
+
+    def to_tangent(self, x, v):
+        return v
+
+    def egrad_to_rgrad(self, x, g):
+        return g * (self._one_minus(x) ** 2 / 4)  # g / lambda_x^2
+
+    def inner(self, x, u, v):
+        return self.conformal_factor(x) ** 2 * _dot(u, v)[..., 0]
+
+    def exp(self, x, v):
+        # exp_x(v) = x (+) tanh(sqrt(c) lambda_x |v| / 2) v / (sqrt(c)|v|)  (Ganea et al.,
+        # Lemma 2), with tanh(s)/(sqrt(c)|v|) = (lambda_x/2) tanh(s)/s written through s^2.
+        lam = 2.0 / self._one_minus(x)
+        s2 = self.c * (lam / 2) ** 2 * _dot(v, v)
+        return self.mobius_add(x, (lam / 2) * _tanhc_of_square(s2) * v)
+
+    def log(self, x, y):
+        # log_x(y) = (2/(sqrt(c) lambda_x)) artanh(sqrt(c)|w|) w/|w|, w = (-x) (+) y (Ganea et
+        # al., Lemma 2); (2/sqrt(c)) artanh(sqrt(c)|w|) is the distance.
+        w, _ = self._minus_plus(x, y)
+        nw = jnp.linalg.norm(w, axis=-1, keepdims=True)
+        d = self.distance(x, y)[..., None]
+        scale = d * self._one_minus(x) / 2 / jnp.where(nw > 0, nw, 1.0)
+        return jnp.where(nw > 0, scale, 0.0) * w
+
+    def distance(self, x, y):
+        # d_c = (2/sqrt(c)) artanh(sqrt(c)|(-x) (+) y|) (Ganea et al., sec. 2), in the equal
+        # form (2/sqrt(c)) arsinh(sqrt(c)|x - y| / sqrt((1 - c|x|^2)(1 - c|y|^2))).
+        _, d2 = self._minus_plus(x, y)
+        ratio = self.c * d2 / (self._one_minus(x) * self._one_minus(y))
+        return 2.0 / jnp.sqrt(self.c) * jnp.arcsinh(jnp.sqrt(ratio))[..., 0]
+
+    def gyration(self, a, b, w):
+        """$\\operatorname{gyr}[a, b] w = \\ominus(a \\oplus b) \\oplus (a \\oplus (b \\oplus
+        w))$ in closed form (Ungar 2008; geoopt's `gyration` with $\\kappa = -c$)."""
+        c = self.c
+        ab, aw, bw = _dot(a, b), _dot(a, w), _dot(b, w)
+        a2, b2 = _dot(a, a), _dot(b, b)
+        p = -(c**2) * aw * b2 + c * bw + 2 * c**2 * ab * bw
+        q = -(c**2) * bw * a2 - c * aw
+        den = 1 + 2 * c * ab + c**2 * a2 * b2
+        return w + 2 * (p * a + q * b) / jnp.maximum(den, jnp.finfo(w.dtype).tiny)
+
+    def transport(self, x, y, v):
+        # P_{x->y}(v) = (lambda_x / lambda_y) gyr[y, -x] v (Ganea et al., sec. 2).
+        return (self._one_minus(y) / self._one_minus(x)) * self.gyration(y, -x, v)
+
+    def retract(self, x, v):
+        return self.project(self.exp(x, v))
+
+    def constraint_error(self, x):
+        # How far outside the ball of radius (1 - margin)/sqrt(c) the point is (zero inside).
+        r = jnp.sqrt(self.c) * jnp.linalg.norm(x, axis=-1)
+        return jnp.maximum(r - (1.0 - ball_margin(x.dtype)), 0.0)
+
+    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+        # exp_0(z/2) = tanh(sqrt(c)|z|/2) z/(sqrt(c)|z|), z standard normal: the geodesic
+        # distance from the origin is |z|.
+        z = jax.random.normal(key, tuple(shape) + (self.n,), default_dtype(dtype))
+        return self.project(self.exp(jnp.zeros_like(z), z / 2))

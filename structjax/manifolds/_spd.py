@@ -1,0 +1,251 @@
+"""Symmetric positive definite matrices $\\mathrm{SPD}(n)$ with three Riemannian metrics."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+from jaxtyping import PRNGKeyArray
+
+from ._base import AbstractManifold, default_dtype, mT, sym
+
+_METRICS = ("affine", "log_euclidean", "bures_wasserstein")
+
+
+def _from_eig(q, w):
+    """$Q \\operatorname{diag}(w) Q^\\top$, exactly symmetric."""
+    return sym((q * w[..., None, :]) @ mT(q))
+
+
+def _matrix_function(f, divided_difference):
+    """$f$ of a symmetric matrix through `eigh`, with the Daleckii–Krein derivative
+    $Df(S)[E] = Q (\\Gamma \\circ Q^\\top E Q) Q^\\top$, $\\Gamma_{ij} = f[\\lambda_i, \\lambda_j]$
+    (Higham, *Functions of Matrices* (2008), Thm. 3.11): finite at repeated eigenvalues,
+    where differentiating `eigh` itself is not."""
+
+    @jax.custom_jvp
+    def fun(s):
+        w, q = jnp.linalg.eigh(sym(s))
+        return _from_eig(q, f(w))
+
+    @fun.defjvp
+    def _jvp(primals, tangents):
+        (s,), (ds,) = primals, tangents
+        w, q = jnp.linalg.eigh(sym(s))
+        gamma = divided_difference(w[..., :, None], w[..., None, :])
+        return _from_eig(q, f(w)), sym(q @ (gamma * (mT(q) @ sym(ds) @ q)) @ mT(q))
+
+    return fun
+
+
+def _dd_log(a, b):
+    # log[a, b] = log1p((a - b)/b)/(a - b), accurate for close a, b; 1/a when a == b.
+    same = a == b
+    diff = jnp.where(same, 1.0, a - b)
+    return jnp.where(same, 1.0 / a, jnp.log1p(diff / b) / diff)
+
+
+_sqrtm = _matrix_function(jnp.sqrt, lambda a, b: 1.0 / (jnp.sqrt(a) + jnp.sqrt(b)))
+_invsqrtm = _matrix_function(
+    lambda w: 1.0 / jnp.sqrt(w),
+    lambda a, b: -1.0 / (jnp.sqrt(a * b) * (jnp.sqrt(a) + jnp.sqrt(b))),
+)
+_logm = _matrix_function(jnp.log, _dd_log)
+
+
+def _expm(s):
+    # Padé scaling-and-squaring rather than `eigh`: its derivatives of every order are finite
+    # at S = 0 (all eigenvalues equal), which `exp` retractions need at V = 0.
+    return sym(jsl.expm(sym(s)))
+
+
+def _frob(a, b):
+    return jnp.sum(a * b, axis=(-2, -1))
+
+
+class SymmetricPositiveDefinite(AbstractManifold):
+    """The symmetric positive definite $n \\times n$ matrices, points of shape `(..., n, n)`.
+
+    Tangent vectors are symmetric matrices. Three metrics:
+
+    - `"affine"` (affine-invariant): $\\langle U, V\\rangle_X = \\operatorname{tr}(X^{-1} U
+      X^{-1} V)$; $\\operatorname{Exp}_X(V) = X^{1/2} \\exp(X^{-1/2} V X^{-1/2}) X^{1/2}$,
+      $d(X, Y) = \\|\\log(X^{-1/2} Y X^{-1/2})\\|_F$, gradient $X \\operatorname{sym}(G) X$
+      (Bhatia, *Positive Definite Matrices* (2007), ch. 6; pymanopt's `positive_definite.py`).
+      Retraction `"second_order"` (default) $X + V + \\tfrac12 V X^{-1} V$ (Jeuris, Vandebril
+      & Vandereycken 2012), always positive definite; or `"exp"`. Transport: parallel
+      transport $E V E^\\top$, $E = (Y X^{-1})^{1/2}$ (Sra & Hosseini 2015), isometric.
+    - `"log_euclidean"`: the pull-back of the Frobenius metric by $\\log$: $\\langle U,
+      V\\rangle_X = \\langle D\\log(X)[U], D\\log(X)[V]\\rangle_F$, $d(X, Y) = \\|\\log X -
+      \\log Y\\|_F$, $\\operatorname{Exp}_X(V) = \\exp(\\log X + D\\log(X)[V])$ (Arsigny,
+      Fillard, Pennec & Ayache 2007). Retraction `"exp"`; parallel transport
+      $D\\log(Y)^{-1} D\\log(X)$ (isometric: the space is flat).
+    - `"bures_wasserstein"`: $\\langle U, V\\rangle_X = \\tfrac12 \\operatorname{tr}(
+      \\mathcal{L}_X[U] V)$ with $X \\mathcal{L} + \\mathcal{L} X = U$;
+      $\\operatorname{Exp}_X(V) = X + V + \\mathcal{L}_X[V] X \\mathcal{L}_X[V]$,
+      $\\operatorname{Log}_X(Y) = (XY)^{1/2} + (YX)^{1/2} - 2X$, $d^2 = \\operatorname{tr} X +
+      \\operatorname{tr} Y - 2 \\operatorname{tr}(X^{1/2} Y X^{1/2})^{1/2}$, gradient
+      $4 \\operatorname{sym}(G X)$ (Malagò, Montrucchio & Pistone 2018; Han, Mishra, Jawanpuria
+      & Gao 2021, Table 1). Retraction `"exp"`; transport: the identity on $\\mathrm{Sym}(n)$
+      (not isometric; the parallel transport has no closed form).
+
+    Matrix square roots and logarithms go through `eigh` of symmetrised inputs (derivatives by
+    Daleckii–Krein); matrix exponentials through `jax.scipy.linalg.expm`.
+
+    **Arguments:**
+
+    - `n`: the matrix size.
+    - `metric`: `"affine"` (default), `"log_euclidean"` or `"bures_wasserstein"`.
+    - `retraction`: `"second_order"` or `"exp"` for the affine metric (default
+      `"second_order"`); only `"exp"` for the others. `None` picks the default.
+    - `min_eigenvalue`: the floor to which `project` clips eigenvalues; the floor used is
+      the larger of it and $8 n \\varepsilon_{\\text{dtype}} \\lambda_{\\max}$, so that a projected
+      float32 matrix stays numerically positive definite.
+    """
+
+    n: int = eqx.field(static=True)
+    metric: str = eqx.field(static=True, default="affine")
+    retraction: str | None = eqx.field(static=True, default=None)
+    min_eigenvalue: float = eqx.field(static=True, default=1e-12)
+
+    def __check_init__(self):
+        call = f"`SymmetricPositiveDefinite(n={self.n}, metric={self.metric!r}, ...)`"
+        if self.n < 1:
+            raise ValueError(f"{call} needs n >= 1.")
+        if self.metric not in _METRICS:
+            raise ValueError(f"{call}: metric must be one of {_METRICS}.")
+        allowed = ("second_order", "exp", None) if self.metric == "affine" else ("exp", None)
+        if self.retraction not in allowed:
+            raise ValueError(
+                f"{call} got retraction={self.retraction!r}; the {self.metric} metric offers "
+                f"{allowed[:-1]}."
+            )
+        if not self.min_eigenvalue > 0:
+            raise ValueError(f"{call} needs min_eigenvalue > 0, got {self.min_eigenvalue}.")
+
+    @property
+    def point_shape(self):
+        return (self.n, self.n)
+
+    # --- embedding-level maps, common to the three metrics ----------------------------------
+
+    def project(self, x):
+        w, q = jnp.linalg.eigh(sym(x))
+        # A relative floor of 8 n eps lambda_max outlasts the backward error (~ n eps |X|) of
+        # a later `eigh`, so a projected float32 point is still positive definite there.
+        rel = 8 * self.n * jnp.finfo(w.dtype).eps
+        floor = jnp.maximum(self.min_eigenvalue, rel * jnp.max(jnp.abs(w), axis=-1))
+        return _from_eig(q, jnp.maximum(w, floor[..., None]))
+
+    def to_tangent(self, x, v):
+        return sym(v)
+
+    def constraint_error(self, x):
+        # Asymmetry plus violation of positive definiteness.
+        asym = jnp.sqrt(_frob(x - mT(x), x - mT(x)) / 2)
+        lam_min = jnp.linalg.eigvalsh(sym(x))[..., 0]
+        return asym + jnp.maximum(-lam_min, 0.0)
+
+    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+        # I + A A^T / n: eigenvalues in [1, ~5], well conditioned even in float32.
+        a = jax.random.normal(key, tuple(shape) + (self.n, self.n), default_dtype(dtype))
+        return sym(jnp.eye(self.n, dtype=a.dtype) + a @ mT(a) / self.n)
+
+    def random_tangent(self, key: PRNGKeyArray, x):
+        """A random tangent vector, $S$ symmetric standard normal carried to the metric:
+        $X^{1/2} S X^{1/2}$ (affine), $D\\log(X)^{-1}[S]$ (log-Euclidean), so that
+        $\\|V\\|_X = \\|S\\|_F$; $S$ itself (Bures–Wasserstein). Ambient noise would have
+        Riemannian length $\\sim 1/\\lambda_{\\min}$ in the first two metrics, and a random
+        walk with such steps makes the exponential overflow."""
+        s = sym(jax.random.normal(key, x.shape, x.dtype))
+        if self.metric == "affine":
+            xh = _sqrtm(x)
+            return sym(xh @ s @ xh)
+        if self.metric == "log_euclidean":
+            return self._dlog(x, s, power=-1)
+        return s
+
+    # --- metric-dependent maps ----------------------------------------------------------------
+
+    def _lyapunov(self, x, u):
+        # L with X L + L X = U, from X = Q diag(w) Q^T.
+        w, q = jnp.linalg.eigh(sym(x))
+        return sym(q @ ((mT(q) @ u @ q) / (w[..., :, None] + w[..., None, :])) @ mT(q))
+
+    def _dlog(self, x, u, power=1):
+        # D log(X)[U] (power 1), its inverse D exp(log X)[U] (power -1), or D log* D log (2).
+        w, q = jnp.linalg.eigh(sym(x))
+        gamma = _dd_log(w[..., :, None], w[..., None, :])
+        return sym(q @ (gamma**power * (mT(q) @ sym(u) @ q)) @ mT(q))
+
+    def inner(self, x, u, v):
+        if self.metric == "affine":
+            # tr(X^{-1} U X^{-1} V) (pymanopt `inner_product`)
+            return _frob(jnp.linalg.solve(x, u), mT(jnp.linalg.solve(x, v)))
+        if self.metric == "log_euclidean":
+            return _frob(self._dlog(x, u), self._dlog(x, v))
+        return 0.5 * _frob(self._lyapunov(x, u), v)  # Han et al. 2021, sec. 2
+
+    def egrad_to_rgrad(self, x, g):
+        g = sym(g)
+        if self.metric == "affine":
+            return sym(x @ g @ x)  # pymanopt `euclidean_to_riemannian_gradient`
+        if self.metric == "log_euclidean":
+            return self._dlog(x, g, power=-2)  # (D log* D log)^{-1} G
+        return 4.0 * sym(g @ x)  # Han et al. 2021, Table 1
+
+    def exp(self, x, v):
+        v = sym(v)
+        if self.metric == "affine":
+            xh, xih = _sqrtm(x), _invsqrtm(x)
+            return sym(xh @ _expm(xih @ v @ xih) @ xh)
+        if self.metric == "log_euclidean":
+            return _expm(_logm(x) + self._dlog(x, v))
+        lv = self._lyapunov(x, v)
+        return sym(x + v + lv @ x @ lv)
+
+    def log(self, x, y):
+        if self.metric == "affine":
+            xh, xih = _sqrtm(x), _invsqrtm(x)
+            return sym(xh @ _logm(xih @ y @ xih) @ xh)
+        if self.metric == "log_euclidean":
+            return self._dlog(x, _logm(y) - _logm(x), power=-1)
+        xh, xih = _sqrtm(x), _invsqrtm(x)
+        return 2.0 * sym(xh @ _sqrtm(xh @ y @ xh) @ xih) - 2.0 * sym(x)
+
+    def distance(self, x, y):
+        if self.metric == "affine":
+            xih = _invsqrtm(x)
+            lam = jnp.linalg.eigvalsh(sym(xih @ y @ xih))
+            return jnp.sqrt(jnp.sum(jnp.log(lam) ** 2, axis=-1))
+        if self.metric == "log_euclidean":
+            d = _logm(x) - _logm(y)
+            return jnp.sqrt(_frob(d, d))
+        # min over orthogonal U of |X^{1/2} - Y^{1/2} U|_F (Bhatia, Jain & Lim 2019, Thm. 1):
+        # a norm of a difference, accurate for nearby points unlike the trace formula.
+        xh, yh = _sqrtm(x), _sqrtm(y)
+        a, _, bt = jnp.linalg.svd(yh @ xh)
+        d = xh - yh @ a @ bt
+        return jnp.sqrt(_frob(d, d))
+
+    def retract(self, x, v):
+        if self.metric == "affine" and self.retraction != "exp":
+            v = sym(v)
+            # Jeuris et al. 2012; pymanopt `retraction`: = ½X + ½(X+V)X⁻¹(X+V) ≻ 0.
+            y = x + v + 0.5 * v @ jnp.linalg.solve(x, v)
+        else:
+            y = self.exp(x, v)
+        # `project` is the identity in exact arithmetic; in float32 an ill-conditioned
+        # result can round an eigenvalue to zero or below.
+        return self.project(y)
+
+    def transport(self, x, y, v):
+        v = sym(v)
+        if self.metric == "affine":
+            # E = (Y X^{-1})^{1/2} = X^{1/2} (X^{-1/2} Y X^{-1/2})^{1/2} X^{-1/2}
+            # (Sra & Hosseini 2015; Manopt `sympositivedefinitefactory` `paralleltransp`).
+            xh, xih = _sqrtm(x), _invsqrtm(x)
+            e = xh @ _sqrtm(xih @ y @ xih) @ xih
+            return sym(e @ v @ mT(e))
+        if self.metric == "log_euclidean":
+            return self._dlog(y, self._dlog(x, v), power=-1)
+        return v

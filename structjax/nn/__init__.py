@@ -1,0 +1,3 @@
+"""Equinox layers whose structure holds by construction."""
+
+from ._orthogonal import OrthogonalLinear as OrthogonalLinear

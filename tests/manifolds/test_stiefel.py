@@ -1,0 +1,155 @@
+"""Stiefel: the conformance suite for every retraction, and the properties particular to it."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from structjax.check import check_retraction, constraint_error
+from structjax.manifolds._stiefel import RETRACTIONS, Stiefel
+
+from . import conformance as c
+from .conformance import Case
+
+CHECKS = [
+    c.check_points_and_tangents,
+    c.check_retraction_order,
+    c.check_transport,
+    c.check_rgrad_matches,
+    c.check_transformations,
+    c.check_float32,
+]
+
+# Measured with `check_retraction` (float64): |P_x c''(0)| is 1e-16 for polar (second order)
+# and 0.09-0.15 for the others (first order: qr and cholesky_qr give the same Q; Cayley is
+# second order only for the canonical metric, or when p = n).
+ORDERS = {"qr": 1, "polar": 2, "cholesky_qr": 1, "cayley": 1, "cayley_iterative": 1}
+CASES = {r: Case(lambda r=r: Stiefel(5, 3, r), retraction_order=ORDERS[r]) for r in RETRACTIONS}
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_conformance(case, check):
+    check(case, jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("retraction", RETRACTIONS)
+def test_measured_order(retraction):
+    result = check_retraction(Stiefel(5, 3, retraction), jax.random.PRNGKey(3))
+    assert result.first_order > 1.9
+    if ORDERS[retraction] == 2:
+        assert result.second_order < 1e-12, result
+    else:
+        assert result.second_order > 1e-2, result  # genuinely first order
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=re.escape("`Stiefel(n=3, p=5)` needs p <= n")):
+        Stiefel(3, 5)
+    with pytest.raises(ValueError, match="p >= 1"):
+        Stiefel(3, 0)
+    with pytest.raises(ValueError, match="choose one of"):
+        Stiefel(5, 3, "householder")
+    with pytest.raises(ValueError, match="cayley_iterations"):
+        Stiefel(5, 3, "cayley_iterative", cayley_iterations=0)
+
+
+def test_shape_mismatch():
+    m = Stiefel(5, 3)
+    with pytest.raises(ValueError, match=re.escape("trailing shape (5, 3)")):
+        constraint_error(m, jnp.zeros((3, 5)))
+    assert m.random_point(jax.random.PRNGKey(0), (2, 4)).shape == (2, 4, 5, 3)
+
+
+def _point_and_tangent(m, key, scale=1.0):
+    kx, kv = jax.random.split(key)
+    x = m.random_point(kx, (), jnp.float64)
+    v = m.random_tangent(kv, x)
+    return x, scale * v / m.norm(x, v)
+
+
+def test_retractions_against_dense_formulas(getkey):
+    x, v = _point_and_tangent(Stiefel(6, 3), getkey(), 0.8)
+    eye_n, eye_p = np.eye(6), np.eye(3)
+    # polar: (X + V)(I + V^T V)^{-1/2}
+    w, u = np.linalg.eigh(eye_p + np.asarray(v).T @ v)
+    expected = (x + v) @ (u / np.sqrt(w)) @ u.T
+    assert np.allclose(Stiefel(6, 3, "polar").retract(x, v), expected, atol=1e-13)
+    # cayley: (I - W/2)^{-1} (I + W/2) X, W = P V X^T - X V^T P, P = I - X X^T / 2
+    p = eye_n - 0.5 * x @ x.T
+    w = p @ v @ x.T - x @ v.T @ p
+    expected = np.linalg.solve(eye_n - 0.5 * w, (eye_n + 0.5 * w) @ x)
+    assert np.allclose(Stiefel(6, 3, "cayley").retract(x, v), expected, atol=1e-13)
+    # cholesky_qr and qr: the same Q factor (positive diagonal R)
+    q = Stiefel(6, 3, "qr").retract(x, v)
+    assert np.allclose(Stiefel(6, 3, "cholesky_qr").retract(x, v), q, atol=1e-13)
+    r = q.T @ (x + v)
+    assert np.allclose(np.tril(r, -1), 0.0, atol=1e-13) and np.all(np.diag(r) > 0)
+
+
+def test_iterative_cayley_converges_to_cayley(getkey):
+    x, v = _point_and_tangent(Stiefel(8, 3), getkey(), 0.5)
+    exact = Stiefel(8, 3, "cayley").retract(x, v)
+    errors = [
+        float(
+            jnp.linalg.norm(
+                Stiefel(8, 3, "cayley_iterative", cayley_iterations=k).retract(x, v) - exact
+            )
+        )
+        for k in (1, 2, 4, 8, 16, 32)
+    ]
+    assert all(b < a for a, b in zip(errors[:4], errors[1:5])), errors
+    assert errors[-1] < 1e-13, errors
+
+
+def test_polar_derivatives_at_zero(getkey):
+    """The polar retraction's derivative at v = 0 (repeated eigenvalues of I + V^T V) is the
+    identity, in forward and reverse mode, with no NaN."""
+    m = Stiefel(5, 3, "polar")
+    x, v = _point_and_tangent(m, getkey())
+    zero = jnp.zeros_like(x)
+    jvp = jax.jvp(lambda v: m.retract(x, v), (zero,), (v,))[1]
+    assert np.allclose(jvp, v, atol=1e-13)
+    w = jax.random.normal(getkey(), x.shape, x.dtype)
+    g = jax.grad(lambda v: jnp.sum(w * m.retract(x, v)))(zero)
+    assert np.allclose(g, w - x @ (0.5 * (x.T @ w + w.T @ x)), atol=1e-13)  # projection of w
+
+
+def test_exp_is_the_geodesic(getkey):
+    m = Stiefel(6, 3)
+    x, v = _point_and_tangent(m, getkey(), 1.3)
+    assert np.allclose(m.exp(x, jnp.zeros_like(v)), x, atol=1e-14)
+    curve = lambda t: m.exp(x, t * v)  # noqa: E731
+    t = jnp.asarray(0.7)
+    y = curve(t)
+    assert float(m.constraint_error(y)) < 1e-13
+    assert np.allclose(jax.jacfwd(curve)(jnp.asarray(0.0)), v, atol=1e-13)
+    # A geodesic of the embedded metric has normal acceleration everywhere.
+    h = 1e-4  # central second difference: error O(h^2) + O(eps / h^2), ~1e-8
+    acceleration = (curve(t + h) - 2 * y + curve(t - h)) / h**2
+    assert float(jnp.linalg.norm(acceleration)) > 0.5
+    assert float(jnp.linalg.norm(m.to_tangent(y, acceleration))) < 1e-6
+    # p = n: the group exponential X expm(X^T V).
+    sq = Stiefel(4, 4)
+    x, v = _point_and_tangent(sq, getkey(), 2.0)
+    expected = x @ jax.scipy.linalg.expm(x.T @ v)
+    assert np.allclose(sq.exp(x, v), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("retraction", RETRACTIONS)
+def test_float32_long_walk(retraction):
+    """10^4 retractions of a float32 random walk (steps 0.1 x standard normal tangents) never
+    leave the manifold by more than 1e-5."""
+    m = Stiefel(5, 3, retraction)
+    key = jax.random.PRNGKey(7)
+    x = m.random_point(key, (), jnp.float32)
+
+    def body(x, k):
+        y = m.retract(x, 0.1 * m.random_tangent(k, x))
+        return y, m.constraint_error(y)
+
+    x, errors = jax.jit(lambda x: jax.lax.scan(body, x, jax.random.split(key, 10_000)))(x)
+    assert x.dtype == jnp.float32
+    assert float(jnp.max(errors)) < 1e-5, float(jnp.max(errors))
