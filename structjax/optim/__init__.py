@@ -1,5 +1,10 @@
 """Optimisers as optax gradient transformations."""
 
+from ._cayley import (
+    cayley_adam as cayley_adam,
+    cayley_sgd as cayley_sgd,
+    scale_by_cayley_bound as scale_by_cayley_bound,
+)
 from ._riemannian import (
     RiemannianAdamState as RiemannianAdamState,
     RiemannianGradientState as RiemannianGradientState,

@@ -109,3 +109,33 @@ def test_orthogonal_linear_layer(getkey):
     trained = eqx.combine(params, static)
     assert np.allclose(trained.matrix, target, atol=1e-5)
     assert float(sm.Stiefel(7, 3).constraint_error(params.weight.value)) < 1e-12
+
+
+@pytest.mark.parametrize("make", [so.cayley_sgd, so.cayley_adam], ids=["cayley_sgd", "cayley_adam"])
+@jax.numpy_dtype_promotion("standard")  # optax schedules mix int and float
+def test_cayley_optimisers_find_the_leading_eigenspace(make, getkey):
+    manifold = sm.Stiefel(12, 3)
+    a = _spd_matrix(getkey(), 12, 3)
+    # Adam's normalised step needs a decaying rate to settle (b2 = 0.99 as in Li et al.).
+    lr = 0.05 if make is so.cayley_sgd else optax.cosine_decay_schedule(0.02, 3000)
+    x = _run(make(lr, manifolds=manifold), lambda x: -jnp.trace(x.T @ a @ x),
+             manifold.random_point(getkey()), 3000)  # fmt: skip
+    top = jnp.linalg.eigh(a)[1][:, -3:]
+    assert np.allclose(x @ x.T, top @ top.T, atol=1e-6)
+    assert float(manifold.constraint_error(x)) < 1e-12
+
+
+def test_cayley_generator_norm_matches_the_dense_matrix(getkey):
+    from structjax.optim._cayley import _cayley_generator_norm
+
+    x = sm.Stiefel(7, 3).random_point(getkey())
+    u = jr.normal(getkey(), (7, 3))
+    w_hat = u @ x.T - 0.5 * x @ (x.T @ u @ x.T)
+    assert float(_cayley_generator_norm(x, u)) == pytest.approx(
+        float(jnp.linalg.norm(w_hat - w_hat.T)), rel=1e-12
+    )
+
+
+def test_cayley_optimisers_refuse_other_manifolds():
+    with pytest.raises(ValueError, match="Cayley optimisers"):
+        so.cayley_sgd(0.1, manifolds=sm.Sphere(3))
