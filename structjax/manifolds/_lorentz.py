@@ -24,6 +24,12 @@ def _cosh_sinhc_of_square(t2):
     return cosh, sinhc
 
 
+def _max_spatial_norm(dtype) -> float:
+    """The largest spatial norm `project` keeps, in units of $1/\sqrt{c}$: $10^{15}$ in
+    float32 (squares stay below its 3.4e38 with room for sums), $10^{150}$ in float64."""
+    return 1e15 if jnp.dtype(dtype).itemsize <= 4 else 1e150
+
+
 class Lorentz(AbstractManifold):
     """The hyperboloid $\\{x \\in \\mathbb{R}^{n+1} : \\langle x, x\\rangle_L = -1/c,\\ x_0 >
     0\\}$ of constant curvature $-c < 0$, with the metric induced by the Minkowski product.
@@ -74,7 +80,15 @@ class Lorentz(AbstractManifold):
         return jnp.sqrt(1.0 / self.c + jnp.sum(space * space, axis=-1, keepdims=True))
 
     def project(self, x):
-        return jnp.concatenate([self._time(x[..., 1:]), x[..., 1:]], axis=-1)
+        # Recompute x0 from the spatial part (exact on the hyperboloid in any dtype), after
+        # capping the spatial norm at `max_spatial_norm(dtype)`: far out, x0^2 overflows
+        # float32 (at geodesic distance ~44 from the origin) and every Minkowski product
+        # becomes inf - inf = NaN. The cap plays the role of the Poincare ball's margin.
+        s = x[..., 1:]
+        cap = _max_spatial_norm(s.dtype) / jnp.sqrt(self.c)
+        norm = jnp.linalg.norm(s, axis=-1, keepdims=True)
+        s = jnp.where(norm > cap, s * (cap / jnp.where(norm > cap, norm, 1.0)), s)
+        return jnp.concatenate([self._time(s), s], axis=-1)
 
     def to_tangent(self, x, v):
         # Minkowski-orthogonal projection: <x, v + c<x,v>_L x>_L = 0 since <x,x>_L = -1/c.
@@ -85,21 +99,32 @@ class Lorentz(AbstractManifold):
         return self.to_tangent(x, g.at[..., 0].multiply(-1))
 
     def inner(self, x, u, v):
-        return minkowski(u, v)
+        return self._tangent_inner(x, u, v)[..., 0]
 
     def _tangent_square(self, x, v):
-        """$\\langle v, v\\rangle_L$ for a tangent `v`, as the sum of two squares
-        $|\\bar v_\\perp|^2 + (\\bar x \\cdot \\bar v)^2 / (c |\\bar x|^2 x_0^2)$ ($\\bar v_\\perp$:
-        the part of $\\bar v = v_{1:}$ orthogonal to $\\bar x$), equal to $|\\bar v|^2 - v_0^2$
-        when $v_0 x_0 = \\bar x \\cdot \\bar v$ but free of its cancellation, which in float32
-        leaves no correct digit once $x_0 \\gtrsim 10^3$."""
-        xs, vs = x[..., 1:], v[..., 1:]
-        p = jnp.sum(xs * vs, axis=-1, keepdims=True)
+        """$\langle v, v\rangle_L$ for a tangent `v` (see `_tangent_inner`)."""
+        return self._tangent_inner(x, v, v)
+
+    def _tangent_inner(self, x, u, v):
+        """$\langle u, v\rangle_L$ for tangent `u`, `v`, as
+        $\bar u_\perp \cdot \bar v_\perp + (\bar x \cdot \bar u)(\bar x \cdot \bar v) /
+        (c |\bar x|^2 x_0^2)$ ($\bar u_\perp$: the part of $\bar u = u_{1:}$ orthogonal to
+        $\bar x$), equal to $\bar u \cdot \bar v - u_0 v_0$ when $u_0 x_0 = \bar x \cdot
+        \bar u$ but free of its cancellation, which in float32 leaves no correct digit once
+        $x_0 \gtrsim 10^3$ (and turned Riemannian Adam's second moment negative: NaN)."""
+        xs = x[..., 1:]
         xs2 = jnp.sum(xs * xs, axis=-1, keepdims=True)
         safe = jnp.where(xs2 > 0, xs2, 1.0)
-        perp = vs - jnp.where(xs2 > 0, p / safe, 0.0) * xs
-        radial = jnp.where(xs2 > 0, p**2 / (self.c * safe * x[..., :1] ** 2), 0.0)
-        return jnp.sum(perp * perp, axis=-1, keepdims=True) + radial
+
+        def split(w):
+            ws = w[..., 1:]
+            p = jnp.sum(xs * ws, axis=-1, keepdims=True)
+            return ws - jnp.where(xs2 > 0, p / safe, 0.0) * xs, p
+
+        pu, au = split(u)
+        pv, av = split(v)
+        radial = jnp.where(xs2 > 0, au * av / (self.c * safe * x[..., :1] ** 2), 0.0)
+        return jnp.sum(pu * pv, axis=-1, keepdims=True) + radial
 
     def exp(self, x, v):
         cosh, sinhc = _cosh_sinhc_of_square(self.c * self._tangent_square(x, v))

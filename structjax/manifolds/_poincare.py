@@ -143,8 +143,22 @@ class PoincareBall(AbstractManifold):
         return w + 2 * (p * a + q * b) / jnp.maximum(den, jnp.finfo(w.dtype).tiny)
 
     def transport(self, x, y, v):
-        # P_{x->y}(v) = (lambda_x / lambda_y) gyr[y, -x] v (Ganea et al., sec. 2).
-        return (self._one_minus(y) / self._one_minus(x)) * self.gyration(y, -x, v)
+        # P_{x->y}(v) = (lambda_x / lambda_y) gyr[y, -x] v (Ganea et al., sec. 2). The closed
+        # form of `gyration` cancels catastrophically near the boundary (numerator and
+        # denominator both O((1 - c|x|^2)^2) when y ~ x): in float32 it amplified rounding by
+        # ~1e3 per step and made Riemannian Adam's momentum overflow -- the NaNs peers report.
+        # Here the same gyration is rewritten in d = y - x (exact algebra, no cancellation):
+        # gyr = v + 2 (P x + Q d) / ((1 - c|x|^2)(1 - c|y|^2) + c|d|^2), with
+        # P = c(<d,v>(1 - c|x|^2) - c<x,v>|d|^2),
+        # Q = c(-<x,v>(1 - c|x|^2) + 2c<x,d><x,v> - c|x|^2<d,v>).
+        c = self.c
+        d = y - x
+        ox, oy = self._one_minus(x), self._one_minus(y)
+        xv, dv, xd, dd, xx = _dot(x, v), _dot(d, v), _dot(x, d), _dot(d, d), _dot(x, x)
+        big_p = c * (dv * ox - c * xv * dd)
+        big_q = c * (-xv * ox + 2 * c * xd * xv - c * xx * dv)
+        gyr = v + 2 * (big_p * x + big_q * d) / (ox * oy + c * dd)
+        return (oy / ox) * gyr
 
     def retract(self, x, v):
         return self.project(self.exp(x, v))
