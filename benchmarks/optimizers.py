@@ -21,7 +21,6 @@ turns x64 on; every array is made float32 explicitly). It measures
 The floors are printed PASS or FAIL: they report, they never fail the run.
 """
 
-import functools
 import time
 
 import equinox as eqx
@@ -138,7 +137,7 @@ def _geoopt_modules():
 
         torch.set_num_threads(2)
         return (torch, geoopt), None
-    except Exception as e:  # noqa: BLE001: any failure to import is reported as such
+    except Exception as e:  # any failure to import is reported as such
         return None, f"geoopt: not installed ({type(e).__name__}: {e})"
 
 
@@ -449,15 +448,13 @@ def _digits(seed: int = 0):
 
 
 def _float32(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, tree
-    )
+    return jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, tree)
 
 
 def _with_retraction(layer, retraction: str):
     w = layer.weight
     stiefel = sm.Stiefel(w.manifold.n, w.manifold.p, retraction=retraction)
-    return eqx.tree_at(lambda l: l.weight, layer, sm.Constrained(w.value, stiefel))
+    return eqx.tree_at(lambda m: m.weight, layer, sm.Constrained(w.value, stiefel))
 
 
 def _mlp(kind: str, width: int, key):
@@ -523,13 +520,17 @@ def _mlp_study(quick: bool, progress):
     rows, compiled_at = [], {}
     for kind in variants:
         for lr in lrs:
-            params, static = eqx.partition(_mlp(kind, width, jax.random.key(10)), eqx.is_inexact_array)
+            params, static = eqx.partition(
+                _mlp(kind, width, jax.random.key(10)), eqx.is_inexact_array
+            )
             if kind == "adam":
                 opt = optax.adam(lr)
             else:
                 opt = riemannian_adam(lr, manifolds=sm.manifolds_of(params))
             state = opt.init(params)
-            compiled, compile_s = h.compile_fn(_train_fn(static, opt, train, batches), params, state)
+            compiled, compile_s = h.compile_fn(
+                _train_fn(static, opt, train, batches), params, state
+            )
             start = time.perf_counter()
             p_out, _, losses = jax.block_until_ready(compiled(params, state))
             wall = time.perf_counter() - start
@@ -691,8 +692,7 @@ def run(*, quick: bool) -> dict:
             objective="item 1: f(X) = -tr(X^T A X)/2, A = diag(d) + U U^T (rank 8) applied "
             "as a function; gradient by jax.grad (geoopt: autograd)",
             relative_gap="(sum of top-p eigenvalues - tr(X^T A X)) / sum of top-p eigenvalues",
-            constraint_error="manifold.constraint_error, max over points; Stiefel: "
-            "||X^T X - I||_F",
+            constraint_error="manifold.constraint_error, max over points; Stiefel: ||X^T X - I||_F",
             learning_rate=LR,
         ),
     )
