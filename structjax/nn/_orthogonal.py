@@ -24,6 +24,7 @@ class OrthogonalLinear(eqx.Module):
 
     - `in_features`, `out_features`: sizes.
     - `use_bias`: whether to add a bias.
+    - `dtype`: the parameters' dtype (default: JAX's default float).
     - `key`: a PRNG key (the weight starts at a uniformly random Stiefel point).
     """
 
@@ -32,15 +33,17 @@ class OrthogonalLinear(eqx.Module):
     in_features: int = eqx.field(static=True)
     out_features: int = eqx.field(static=True)
 
-    def __init__(self, in_features: int, out_features: int, use_bias: bool = True, *, key):
+    def __init__(
+        self, in_features: int, out_features: int, use_bias: bool = True, dtype=None, *, key
+    ):
         if in_features < 1 or out_features < 1:
             raise ValueError(
                 f"`OrthogonalLinear({in_features}, {out_features})` needs positive sizes."
             )
         n, p = max(in_features, out_features), min(in_features, out_features)
         stiefel = Stiefel(n, p)
-        self.weight = Constrained(stiefel.random_point(key), stiefel)
-        self.bias = jnp.zeros(out_features) if use_bias else None
+        self.weight = Constrained(stiefel.random_point(key, dtype=dtype), stiefel)
+        self.bias = jnp.zeros(out_features, self.weight.value.dtype) if use_bias else None
         self.in_features, self.out_features = in_features, out_features
 
     @property

@@ -139,3 +139,9 @@ def test_cayley_generator_norm_matches_the_dense_matrix(getkey):
 def test_cayley_optimisers_refuse_other_manifolds():
     with pytest.raises(ValueError, match="Cayley optimisers"):
         so.cayley_sgd(0.1, manifolds=sm.Sphere(3))
+
+
+def test_orthogonal_linear_dtype(getkey):
+    layer = snn.OrthogonalLinear(5, 3, dtype=jnp.float32, key=getkey())
+    assert layer.weight.value.dtype == layer.bias.dtype == jnp.float32
+    assert layer(jnp.ones(5, jnp.float32)).dtype == jnp.float32
