@@ -104,3 +104,15 @@ def mT(a):
 
 def default_dtype(dtype):
     return jnp.result_type(float) if dtype is None else dtype
+
+
+def check_hyperbolic(name: str, n: int, curvature: float):
+    """The shared `__check_init__` of the hyperbolic models."""
+    call = f"`{name}(n={n}, curvature={curvature})`"
+    if n < 1:
+        raise ValueError(f"{call} needs n >= 1.")
+    if not curvature < 0:
+        raise ValueError(
+            f"{call} needs curvature < 0 (hyperbolic space); use `Euclidean` for "
+            "curvature 0 and `Sphere` for positive curvature."
+        )

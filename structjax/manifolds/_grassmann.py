@@ -1,12 +1,11 @@
 """The Grassmann manifold $\\mathrm{Gr}(n, p)$ of p-dimensional subspaces of $\\mathbb{R}^n$."""
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, batch_inner, default_dtype, mT
-from ._stiefel import polar, qf
+from ._base import AbstractManifold, batch_inner, mT
+from ._stiefel import Stiefel, polar, qf
 
 RETRACTIONS = ("qr", "polar")
 
@@ -93,10 +92,9 @@ class Grassmann(AbstractManifold):
         return self.to_tangent(y, v)
 
     def constraint_error(self, x):
-        eye = jnp.eye(self.p, dtype=x.dtype)
-        return jnp.linalg.norm(mT(x) @ x - eye, axis=(-2, -1))
+        # Representatives are Stiefel points: the same orthonormality error.
+        return Stiefel(self.n, self.p).constraint_error(x)
 
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
-        """Uniformly distributed subspaces: the sign-fixed QR of a Gaussian matrix."""
-        g = jax.random.normal(key, tuple(shape) + (self.n, self.p), default_dtype(dtype))
-        return qf(g)
+        """Uniformly distributed subspaces: the span of a Haar-distributed Stiefel point."""
+        return Stiefel(self.n, self.p).random_point(key, shape, dtype)

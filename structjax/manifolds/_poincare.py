@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, default_dtype
+from ._base import AbstractManifold, check_hyperbolic, default_dtype
 
 
 def _dot(u, v):
@@ -52,14 +52,7 @@ class PoincareBall(AbstractManifold):
     curvature: float = eqx.field(static=True, default=-1.0)
 
     def __check_init__(self):
-        call = f"`PoincareBall(n={self.n}, curvature={self.curvature})`"
-        if self.n < 1:
-            raise ValueError(f"{call} needs n >= 1.")
-        if not self.curvature < 0:
-            raise ValueError(
-                f"{call} needs curvature < 0 (hyperbolic space); use `Euclidean` for "
-                "curvature 0 and `Sphere` for positive curvature."
-            )
+        check_hyperbolic(type(self).__name__, self.n, self.curvature)
 
     @property
     def c(self) -> float:

@@ -114,3 +114,33 @@ def check_float32(case: Case, key):
     x, _ = jax.lax.scan(body, x, jax.random.split(key, 1000))
     assert x.dtype == jnp.float32
     assert float(constraint_error(m, x)) < 1e-5
+
+
+def float32_walk_error(m, steps: int = 10_000, scale: float = 0.1):
+    """The largest constraint error of a float32 random walk of `steps` retractions."""
+    key = jax.random.PRNGKey(7)
+    x = m.random_point(key, (), jnp.float32)
+
+    def body(x, k):
+        y = m.retract(x, scale * m.random_tangent(k, x))
+        return y, m.constraint_error(y)
+
+    x, errors = jax.jit(lambda x: jax.lax.scan(body, x, jax.random.split(key, steps)))(x)
+    assert x.dtype == jnp.float32
+    return float(jnp.max(errors))
+
+
+# Every check a manifold goes through; `check_exp_log` only where `has_exp`.
+CHECKS = [
+    check_points_and_tangents,
+    check_retraction_order,
+    check_transport,
+    check_rgrad_matches,
+    check_transformations,
+    check_float32,
+    check_exp_log,
+]
+
+
+def applies(case: Case, check) -> bool:
+    return check is not check_exp_log or case.has_exp

@@ -100,18 +100,9 @@ CASES = {
         lambda: _Flat(_embedded()), retraction_order=2, isometric_transport=True, has_exp=True
     ),
 }
-CHECKS = [
-    c.check_points_and_tangents,
-    c.check_retraction_order,
-    c.check_transport,
-    c.check_rgrad_matches,
-    c.check_transformations,
-    c.check_float32,
-    c.check_exp_log,
-]
 
 
-@pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("check", c.CHECKS, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_conformance(case, check):
     check(case, jax.random.PRNGKey(0))

@@ -8,43 +8,6 @@ import pytest
 from structjax.check import constraint_error
 from structjax.manifolds._spd import SymmetricPositiveDefinite, _logm, _sqrtm
 
-from . import conformance as c
-
-# The retraction-order check measures the tangent part of the Euclidean acceleration, which is
-# second order only for metrics induced by the embedding; these metrics are not, so every case
-# claims order 1 there and `test_second_order_retraction` measures order 2 against `exp`.
-CASES = {
-    "affine": c.Case(lambda: SymmetricPositiveDefinite(3), isometric_transport=True, has_exp=True),
-    "affine-exp": c.Case(
-        lambda: SymmetricPositiveDefinite(3, retraction="exp"),
-        isometric_transport=True,
-        has_exp=True,
-    ),
-    "log_euclidean": c.Case(
-        lambda: SymmetricPositiveDefinite(3, "log_euclidean"),
-        isometric_transport=True,
-        has_exp=True,
-    ),
-    "bures_wasserstein": c.Case(
-        lambda: SymmetricPositiveDefinite(3, "bures_wasserstein"), has_exp=True
-    ),
-}
-CHECKS = [
-    c.check_points_and_tangents,
-    c.check_retraction_order,
-    c.check_transport,
-    c.check_rgrad_matches,
-    c.check_transformations,
-    c.check_float32,
-    c.check_exp_log,
-]
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
-@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_conformance(case, check):
-    check(case, jax.random.PRNGKey(0))
-
 
 def _point_and_unit_tangent(m, key, shape=()):
     k1, k2 = jax.random.split(key)

@@ -11,16 +11,11 @@ import structjax.manifolds as sm
 import structjax.nn as snn
 import structjax.optim as so
 
+from .loop import run
+
 
 def _run(opt, f, x, steps):
-    state = opt.init(x)
-
-    def body(carry, _):
-        x, state = carry
-        updates, state = opt.update(jax.grad(f)(x), state, x)
-        return (optax.apply_updates(x, updates), state), None
-
-    return jax.lax.scan(body, (x, state), None, length=steps)[0][0]
+    return run(opt, f, x, steps)[0]
 
 
 def _spd_matrix(key, n, k):

@@ -11,6 +11,8 @@ import pytest
 import structjax.manifolds as sm
 import structjax.optim as so
 
+from .loop import run
+
 OPTIMISERS = {
     "sgd": lambda m, lr=0.02: so.riemannian_sgd(lr, manifolds=m),
     "momentum": lambda m, lr=0.02: so.riemannian_sgd(lr, momentum=0.9, manifolds=m),
@@ -20,16 +22,7 @@ OPTIMISERS = {
 }
 
 
-def _run(opt, f, x, steps):
-    state = opt.init(x)
-
-    def body(carry, _):
-        x, state = carry
-        updates, state = opt.update(jax.grad(f)(x), state, x)
-        return (optax.apply_updates(x, updates), state), None
-
-    (x, state), _ = jax.lax.scan(body, (x, state), None, length=steps)
-    return x, state
+_run = run
 
 
 def _symmetric(key, n):
