@@ -18,7 +18,18 @@ def main(argv=None) -> None:
         help="a small set that finishes in under a minute on 2 CPU cores "
         "(writes <suite>_quick.json, leaving the full results alone)",
     )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="the folder for the JSON and PNG results (default: benchmarks/results)",
+    )
     ns = parser.parse_args(argv)
+    if ns.out is not None:
+        from pathlib import Path
+
+        from . import _harness
+
+        _harness.RESULTS_DIR = Path(ns.out).resolve()
     module = importlib.import_module(f"{__package__}.{ns.suite}")
     start = time.perf_counter()
     module.run(quick=ns.quick)

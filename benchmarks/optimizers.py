@@ -463,7 +463,7 @@ def _mlp(kind: str, width: int, key):
         l1, l2 = eqx.nn.Linear(64, width, key=k1), eqx.nn.Linear(width, width, key=k2)
     else:
         l1, l2 = OrthogonalLinear(64, width, key=k1), OrthogonalLinear(width, width, key=k2)
-        if kind != "qr":  # OrthogonalLinear's default; the same weights, another retraction
+        if kind != "polar":  # OrthogonalLinear's default; the same weights, another retraction
             l1, l2 = _with_retraction(l1, kind), _with_retraction(l2, kind)
     # OrthogonalLinear has no dtype argument: under x64 its weight and bias are float64.
     return _float32(MLP(l1, l2, eqx.nn.Linear(width, 10, key=k3, dtype=F32)))
@@ -515,7 +515,7 @@ def _mlp_study(quick: bool, progress):
         [rng.permutation(n_tr)[: per_epoch * batch] for _ in range(-(-steps // per_epoch))]
     )
     batches = jnp.asarray(idx[: steps * batch].reshape(steps, batch), jnp.int32)
-    variants = ["adam", "qr"] + ([] if quick else ["cholesky_qr", "polar"])
+    variants = ["adam", "polar"] + ([] if quick else ["cholesky_qr", "qr"])
     lrs = (3e-3,) if quick else (1e-3, 3e-3, 1e-2)
     rows, compiled_at = [], {}
     for kind in variants:

@@ -28,18 +28,20 @@ class Grassmann(AbstractManifold):
     Retractions (`retraction=`), both $A = X + V$ then orthonormalised, both measured second
     order in float64 (as curves of subspaces; the representative's acceleration is vertical):
 
-    - `"qr"` (default): sign-fixed Q factor of $A$ (Absil et al. 2008, Ex. 4.1.5). ~$2np^2$.
-    - `"polar"`: $A (A^\\top A)^{-1/2}$ by `eigh` of the p x p Gram matrix. ~$2np^2 + O(p^3)$.
+    - `"polar"` (default): $A (A^\\top A)^{-1/2}$, as `Stiefel`'s (the binomial series of
+      the p x p Gram matrix's inverse square root). ~$4np^2$, matrix products only.
+    - `"qr"`: sign-fixed Q factor of $A$ (Absil et al. 2008, Ex. 4.1.5). ~$2np^2$ flops,
+      Householder (slower on CPU).
 
     **Arguments:**
 
     - `n`, `p`: points have shape `(..., n, p)`, with `1 <= p <= n`.
-    - `retraction`: `"qr"` or `"polar"`.
+    - `retraction`: `"polar"` or `"qr"`.
     """
 
     n: int = eqx.field(static=True)
     p: int = eqx.field(static=True)
-    retraction: str = eqx.field(static=True, default="qr")
+    retraction: str = eqx.field(static=True, default="polar")
 
     def __check_init__(self):
         if self.p > self.n:

@@ -25,7 +25,7 @@ def _cosh_sinhc_of_square(t2):
 
 
 def _max_spatial_norm(dtype) -> float:
-    """The largest spatial norm `project` keeps, in units of $1/\sqrt{c}$: $10^{15}$ in
+    r"""The largest spatial norm `project` keeps, in units of $1/\sqrt{c}$: $10^{15}$ in
     float32 (squares stay below its 3.4e38 with room for sums), $10^{150}$ in float64."""
     return 1e15 if jnp.dtype(dtype).itemsize <= 4 else 1e150
 
@@ -95,11 +95,11 @@ class Lorentz(AbstractManifold):
         return self._tangent_inner(x, u, v)[..., 0]
 
     def _tangent_square(self, x, v):
-        """$\langle v, v\rangle_L$ for a tangent `v` (see `_tangent_inner`)."""
+        r"""$\langle v, v\rangle_L$ for a tangent `v` (see `_tangent_inner`)."""
         return self._tangent_inner(x, v, v)
 
     def _tangent_inner(self, x, u, v):
-        """$\langle u, v\rangle_L$ for tangent `u`, `v`, as
+        r"""$\langle u, v\rangle_L$ for tangent `u`, `v`, as
         $\bar u_\perp \cdot \bar v_\perp + (\bar x \cdot \bar u)(\bar x \cdot \bar v) /
         (c |\bar x|^2 x_0^2)$ ($\bar u_\perp$: the part of $\bar u = u_{1:}$ orthogonal to
         $\bar x$), equal to $\bar u \cdot \bar v - u_0 v_0$ when $u_0 x_0 = \bar x \cdot
