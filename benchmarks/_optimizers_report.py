@@ -128,6 +128,27 @@ def print_tables(costs, convergence, manifolds, mlp):
             for k, v in mlp["us_per_step"].items()
         ],
     )
+    a = mlp["arithmetic"]
+    h.say(
+        f"arithmetic at batch {mlp['batch']}: model {a['model_mflop']:.1f} MFLOP/step, "
+        f"manifold work {a['manifold_mflop']:.1f} MFLOP/step: ratio >= "
+        f"{a['ratio_lower_bound']:.2f} at equal flop rates"
+    )
+    if mlp.get("batch_sweep"):
+        h.print_table(
+            "digits MLP training step at larger batches (polar retraction), interleaved",
+            ["batch", "adam us/step", "riemannian us/step", "ratio", "flop bound"],
+            [
+                [
+                    str(r["batch"]),
+                    h.fmt(r["us_per_step"]["adam"], ".1f"),
+                    h.fmt(r["us_per_step"]["polar"], ".1f"),
+                    h.fmt(r["ratio"], ".2f"),
+                    h.fmt(r["arithmetic"]["ratio_lower_bound"], ".2f"),
+                ]
+                for r in mlp["batch_sweep"]
+            ],
+        )
 
 
 def write_plots(costs, convergence, manifolds, mlp, suffix):

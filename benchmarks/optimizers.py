@@ -562,6 +562,7 @@ def _mlp_study(quick: bool, progress):
     )
     us = {k: t.best / steps * 1e6 for k, t in timings.items()}
     progress.update("mlp timing")
+    sweep = [] if quick else _batch_sweep(train, width, (512, 2048))
     return dict(
         width=width,
         batch=batch,
@@ -573,7 +574,54 @@ def _mlp_study(quick: bool, progress):
         us_per_step=us,
         us_per_step_median={k: t.median / steps * 1e6 for k, t in timings.items()},
         ratio_to_adam={k: us[k] / us["adam"] for k in variants},
+        arithmetic=_mlp_arithmetic(width, batch),
+        batch_sweep=sweep,
     )
+
+
+def _mlp_arithmetic(width: int, batch: int) -> dict:
+    """Flops of one training step: the model's forward and backward ($\\approx 6 \\times$
+    batch x multiply-adds) against the manifold work of Riemannian Adam on the two hidden
+    weights (six n x p by p x p-sized products, $2np^2$ flops each: gradient projection 2,
+    momentum transport 2, polar retraction 2). The latter does not grow with the batch."""
+    macs = 64 * width + width * width + width * 10
+    model = 6 * batch * macs
+    shapes = [(width, 64), (width, width)]
+    manifold = sum(6 * 2 * n * p * p for n, p in shapes)
+    return dict(
+        model_mflop=model / 1e6,
+        manifold_mflop=manifold / 1e6,
+        ratio_lower_bound=(model + manifold) / model,
+        note="at equal flop rates, riemannian_adam's step costs at least "
+        "(model + manifold) / model times optax.adam's",
+    )
+
+
+def _batch_sweep(train, width: int, batch_sizes, steps: int = 300) -> list[dict]:
+    """The training-step ratio at larger batches (timing only; same data, sampled with
+    replacement): the manifold work is fixed, the model's grows with the batch."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for batch in batch_sizes:
+        idx = jnp.asarray(rng.integers(0, train[0].shape[0], (steps, batch)), jnp.int32)
+        cases = {}
+        for kind in ("adam", "polar"):
+            params, static = eqx.partition(
+                _mlp(kind, width, jax.random.key(10)), eqx.is_inexact_array
+            )
+            opt = optax.adam(1e-3) if kind == "adam" else riemannian_adam(
+                1e-3, manifolds=sm.manifolds_of(params)
+            )  # fmt: skip
+            state = opt.init(params)
+            compiled, _ = h.compile_fn(_train_fn(static, opt, train, idx), params, state)
+            cases[kind] = (compiled, (params, state))
+        t = h.time_interleaved(cases, 5)
+        us = {k: v.best / steps * 1e6 for k, v in t.items()}
+        rows.append(
+            dict(batch=batch, us_per_step=us, ratio=us["polar"] / us["adam"],
+                 arithmetic=_mlp_arithmetic(width, batch))
+        )  # fmt: skip
+    return rows
 
 
 # --- floors and the suite -----------------------------------------------------------------
@@ -633,7 +681,18 @@ def _floors(costs, manifolds, mlp) -> list[h.Floor]:
 
 
 def run(*, quick: bool) -> dict:
-    """Run the suite; print tables and floors; write JSON and PNGs under results/."""
+    """Run the suite; print tables and floors; write JSON and PNGs under results/.
+
+    Every float32 matrix product runs at full precision (`jax.default_matmul_precision`), as
+    structjax's manifolds do by themselves (`structjax.manifolds._base.mm`): on a GPU the
+    default is TF32, which puts a Stiefel point 1e-3 off its manifold and would make the
+    contenders (optax.adam, the hand-written loop, the Gram product) unlike for like. On CPU
+    this changes nothing."""
+    with jax.default_matmul_precision("highest"):
+        return _run(quick=quick)
+
+
+def _run(*, quick: bool) -> dict:
     h.say(f"optimizers suite{' (quick)' if quick else ''}: float32 on {jax.devices()[0]}")
     mods, why = _geoopt_modules()
     if why:
@@ -694,6 +753,7 @@ def run(*, quick: bool) -> dict:
             relative_gap="(sum of top-p eigenvalues - tr(X^T A X)) / sum of top-p eigenvalues",
             constraint_error="manifold.constraint_error, max over points; Stiefel: ||X^T X - I||_F",
             learning_rate=LR,
+            precision="float32 matrix products at full precision (no TF32 on GPU)",
         ),
     )
     path = h.write_json(f"optimizers{suffix}", results)

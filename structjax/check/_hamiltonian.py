@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 from jaxtyping import Array, Float, PyTree, Real
 
 
@@ -44,12 +45,39 @@ def symplecticity_error(
 
     **Returns:** a scalar.
     """
+    return conformal_symplecticity_error(step_fn, q, p, 1.0)
+
+
+def conformal_symplecticity_error(
+    step_fn: Callable[[PyTree, PyTree], tuple[PyTree, PyTree]],
+    q: PyTree,
+    p: PyTree,
+    factor: Real[ArrayLike, ""],
+) -> Float[Array, ""]:
+    """$\\max |J^\\top \\Omega J - c\\,\\Omega|$ for the Jacobian $J$ of a one-step map at
+    $(q, p)$ and a contraction factor $c$.
+
+    Zero (to rounding) exactly when the map is conformal symplectic with factor $c$ at that
+    point, as a conformal-symplectic splitting of a damped Hamiltonian system is with
+    $c = e^{-\\gamma h}$ (McLachlan & Perlmutter 2001, "Conformal Hamiltonian systems",
+    Sec. 2), and as the optimisers of `structjax.optim` built on it are in (params,
+    momentum). `factor=1` is `symplecticity_error`.
+
+    **Arguments:**
+
+    - `step_fn`: `(q, p) -> (q1, p1)`, for pytrees `q`, `p` of equal size (an optimiser's
+        params and momentum, for instance).
+    - `q`, `p`: the point at which to measure.
+    - `factor`: the claimed contraction $c$.
+
+    **Returns:** a scalar.
+    """
     f, z, n = _flat_map(step_fn, q, p)
     jac = jax.jacrev(f)(z)
     eye = jnp.eye(n, dtype=jac.dtype)
     zero = jnp.zeros_like(eye)
     omega = jnp.block([[zero, eye], [-eye, zero]])
-    return jnp.max(jnp.abs(jac.T @ omega @ jac - omega))
+    return jnp.max(jnp.abs(jac.T @ omega @ jac - jnp.asarray(factor, jac.dtype) * omega))
 
 
 def reversibility_error(

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, batch_inner, mT
+from ._base import AbstractManifold, batch_inner, mm, mT
 from ._stiefel import Stiefel, polar, qf
 
 RETRACTIONS = ("qr", "polar")
@@ -61,7 +61,7 @@ class Grassmann(AbstractManifold):
         return polar(x)
 
     def to_tangent(self, x, v):
-        return v - x @ (mT(x) @ v)
+        return v - mm(x, mm(mT(x), v))
 
     def egrad_to_rgrad(self, x, g):
         return self.to_tangent(x, g)
@@ -73,18 +73,20 @@ class Grassmann(AbstractManifold):
 
     def exp(self, x, v):
         u, s, wt = jnp.linalg.svd(v, full_matrices=False)
-        return (x @ mT(wt)) @ (jnp.cos(s)[..., :, None] * wt) + u @ (jnp.sin(s)[..., :, None] * wt)
+        return mm(mm(x, mT(wt)), jnp.cos(s)[..., :, None] * wt) + mm(
+            u, jnp.sin(s)[..., :, None] * wt
+        )
 
     def log(self, x, y):
         # (I - XX^T) Y (X^T Y)^{-1} = U tan(Sigma) W^T; the log is U Sigma W^T.
-        ytx = mT(y) @ x
-        b = mT(jnp.linalg.solve(ytx, mT(y) - ytx @ mT(x)))
+        ytx = mm(mT(y), x)
+        b = mT(jnp.linalg.solve(ytx, mT(y) - mm(ytx, mT(x))))
         u, s, wt = jnp.linalg.svd(b, full_matrices=False)
-        return u @ (jnp.arctan(s)[..., :, None] * wt)
+        return mm(u, jnp.arctan(s)[..., :, None] * wt)
 
     def distance(self, x, y):
-        cos = jnp.linalg.svd(mT(x) @ y, compute_uv=False)  # descending: angles ascending
-        sin = jnp.linalg.svd(y - x @ (mT(x) @ y), compute_uv=False)[..., ::-1]  # ascending
+        cos = jnp.linalg.svd(mm(mT(x), y), compute_uv=False)  # descending: angles ascending
+        sin = jnp.linalg.svd(y - mm(x, mm(mT(x), y)), compute_uv=False)[..., ::-1]  # ascending
         return jnp.linalg.norm(jnp.arctan2(sin, cos), axis=-1)
 
     def inner(self, x, u, v):

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, batch_inner, mT, skew
+from ._base import AbstractManifold, batch_inner, mm, mT, skew
 from ._stiefel import RETRACTIONS as STIEFEL_RETRACTIONS, Stiefel, polar
 
 RETRACTIONS = ("exp",) + STIEFEL_RETRACTIONS
@@ -18,7 +18,8 @@ _LOG_SERIES_TERMS = 5
 
 
 def _expm(a):
-    return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
+    with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
+        return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
 
 
 def _logm_orthogonal(q):
@@ -36,10 +37,10 @@ def _logm_orthogonal(q):
     # C = (Q - I)(Q + I)^{-1}; Q + I commutes with Q - I, so solve from either side.
     c = mT(jnp.linalg.solve(mT(q + eye), mT(q - eye)))
     c = skew(c)
-    c2 = c @ c
+    c2 = mm(c, c)
     term, total = c, c
     for k in range(1, _LOG_SERIES_TERMS):
-        term = term @ c2
+        term = mm(term, c2)
         total = total + term / (2 * k + 1)
     return (2.0 * 2**_LOG_SQUARE_ROOTS) * total
 
@@ -99,7 +100,7 @@ class Orthogonal(AbstractManifold):
         return polar(x)
 
     def to_tangent(self, x, v):
-        return x @ skew(mT(x) @ v)
+        return mm(x, skew(mm(mT(x), v)))
 
     def egrad_to_rgrad(self, x, g):
         return self.to_tangent(x, g)
@@ -108,24 +109,24 @@ class Orthogonal(AbstractManifold):
         if self.retraction == "exp":
             # Newton-Schulz step: a rounding-level change, without which the float32 error
             # random-walks (3e-5 after 10^4 steps of size 0.1; with it, 3e-7).
-            y = x @ _expm(skew(mT(x) @ v))
-            return y @ (1.5 * jnp.eye(self.n, dtype=y.dtype) - 0.5 * (mT(y) @ y))
+            y = mm(x, _expm(skew(mm(mT(x), v))))
+            return mm(y, 1.5 * jnp.eye(self.n, dtype=y.dtype) - 0.5 * (mm(mT(y), y)))
         return self.stiefel.retract(x, v)
 
     def exp(self, x, v):
-        return x @ _expm(skew(mT(x) @ v))
+        return mm(x, _expm(skew(mm(mT(x), v))))
 
     def log(self, x, y):
-        return x @ _logm_orthogonal(mT(x) @ y)
+        return mm(x, _logm_orthogonal(mm(mT(x), y)))
 
     def distance(self, x, y):
-        return jnp.linalg.norm(_logm_orthogonal(mT(x) @ y), axis=(-2, -1))
+        return jnp.linalg.norm(_logm_orthogonal(mm(mT(x), y)), axis=(-2, -1))
 
     def inner(self, x, u, v):
         return batch_inner(u, v, 2)
 
     def transport(self, x, y, v):
-        return y @ (mT(x) @ v)
+        return mm(y, mm(mT(x), v))
 
     def constraint_error(self, x):
         return self.stiefel.constraint_error(x)
@@ -173,9 +174,9 @@ class SpecialOrthogonal(AbstractManifold):
         q = polar(x)
         # The right singular vector of the smallest singular value, without derivative (the
         # flip is a discrete choice; eigh's derivative is singular at repeated eigenvalues).
-        _, vecs = jnp.linalg.eigh(jax.lax.stop_gradient(mT(x) @ x))
+        _, vecs = jnp.linalg.eigh(jax.lax.stop_gradient(mm(mT(x), x)))
         v = vecs[..., :, :1]
-        flipped = q - 2.0 * (q @ v) @ mT(v)
+        flipped = q - mm(2.0 * (mm(q, v)), mT(v))
         negative = (jnp.linalg.det(q) < 0)[..., None, None]
         return jnp.where(negative, flipped, q)
 

@@ -6,14 +6,14 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, default_dtype, mT, sym
+from ._base import AbstractManifold, default_dtype, mm, mT, sym
 
 _METRICS = ("affine", "log_euclidean", "bures_wasserstein")
 
 
 def _from_eig(q, w):
     """$Q \\operatorname{diag}(w) Q^\\top$, exactly symmetric."""
-    return sym((q * w[..., None, :]) @ mT(q))
+    return sym(mm(q * w[..., None, :], mT(q)))
 
 
 def _matrix_function(f, divided_difference):
@@ -32,7 +32,7 @@ def _matrix_function(f, divided_difference):
         (s,), (ds,) = primals, tangents
         w, q = jnp.linalg.eigh(sym(s))
         gamma = divided_difference(w[..., :, None], w[..., None, :])
-        return _from_eig(q, f(w)), sym(q @ (gamma * (mT(q) @ sym(ds) @ q)) @ mT(q))
+        return _from_eig(q, f(w)), sym(mm(mm(q, gamma * (mm(mm(mT(q), sym(ds)), q))), mT(q)))
 
     return fun
 
@@ -55,7 +55,8 @@ _logm = _matrix_function(jnp.log, _dd_log)
 def _expm(s):
     # Padé scaling-and-squaring rather than `eigh`: its derivatives of every order are finite
     # at S = 0 (all eigenvalues equal), which `exp` retractions need at V = 0.
-    return sym(jsl.expm(sym(s)))
+    with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
+        return sym(jsl.expm(sym(s)))
 
 
 def _frob(a, b):
@@ -148,7 +149,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         # I + A A^T / n: eigenvalues in [1, ~5], well conditioned even in float32.
         a = jax.random.normal(key, tuple(shape) + (self.n, self.n), default_dtype(dtype))
-        return sym(jnp.eye(self.n, dtype=a.dtype) + a @ mT(a) / self.n)
+        return sym(jnp.eye(self.n, dtype=a.dtype) + mm(a, mT(a)) / self.n)
 
     def random_tangent(self, key: PRNGKeyArray, x):
         """A random tangent vector, $S$ symmetric standard normal carried to the metric:
@@ -159,7 +160,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
         s = sym(jax.random.normal(key, x.shape, x.dtype))
         if self.metric == "affine":
             xh = _sqrtm(x)
-            return sym(xh @ s @ xh)
+            return sym(mm(mm(xh, s), xh))
         if self.metric == "log_euclidean":
             return self._dlog(x, s, power=-1)
         return s
@@ -169,13 +170,13 @@ class SymmetricPositiveDefinite(AbstractManifold):
     def _lyapunov(self, x, u):
         # L with X L + L X = U, from X = Q diag(w) Q^T.
         w, q = jnp.linalg.eigh(sym(x))
-        return sym(q @ ((mT(q) @ u @ q) / (w[..., :, None] + w[..., None, :])) @ mT(q))
+        return sym(mm(mm(q, (mm(mm(mT(q), u), q)) / (w[..., :, None] + w[..., None, :])), mT(q)))
 
     def _dlog(self, x, u, power=1):
         # D log(X)[U] (power 1), its inverse D exp(log X)[U] (power -1), or D log* D log (2).
         w, q = jnp.linalg.eigh(sym(x))
         gamma = _dd_log(w[..., :, None], w[..., None, :])
-        return sym(q @ (gamma**power * (mT(q) @ sym(u) @ q)) @ mT(q))
+        return sym(mm(mm(q, gamma**power * (mm(mm(mT(q), sym(u)), q))), mT(q)))
 
     def inner(self, x, u, v):
         if self.metric == "affine":
@@ -188,34 +189,34 @@ class SymmetricPositiveDefinite(AbstractManifold):
     def egrad_to_rgrad(self, x, g):
         g = sym(g)
         if self.metric == "affine":
-            return sym(x @ g @ x)  # pymanopt `euclidean_to_riemannian_gradient`
+            return sym(mm(mm(x, g), x))  # pymanopt `euclidean_to_riemannian_gradient`
         if self.metric == "log_euclidean":
             return self._dlog(x, g, power=-2)  # (D log* D log)^{-1} G
-        return 4.0 * sym(g @ x)  # Han et al. 2021, Table 1
+        return 4.0 * sym(mm(g, x))  # Han et al. 2021, Table 1
 
     def exp(self, x, v):
         v = sym(v)
         if self.metric == "affine":
             xh, xih = _sqrtm(x), _invsqrtm(x)
-            return sym(xh @ _expm(xih @ v @ xih) @ xh)
+            return sym(mm(mm(xh, _expm(mm(mm(xih, v), xih))), xh))
         if self.metric == "log_euclidean":
             return _expm(_logm(x) + self._dlog(x, v))
         lv = self._lyapunov(x, v)
-        return sym(x + v + lv @ x @ lv)
+        return sym(x + v + mm(mm(lv, x), lv))
 
     def log(self, x, y):
         if self.metric == "affine":
             xh, xih = _sqrtm(x), _invsqrtm(x)
-            return sym(xh @ _logm(xih @ y @ xih) @ xh)
+            return sym(mm(mm(xh, _logm(mm(mm(xih, y), xih))), xh))
         if self.metric == "log_euclidean":
             return self._dlog(x, _logm(y) - _logm(x), power=-1)
         xh, xih = _sqrtm(x), _invsqrtm(x)
-        return 2.0 * sym(xh @ _sqrtm(xh @ y @ xh) @ xih) - 2.0 * sym(x)
+        return 2.0 * sym(mm(mm(xh, _sqrtm(mm(mm(xh, y), xh))), xih)) - 2.0 * sym(x)
 
     def distance(self, x, y):
         if self.metric == "affine":
             xih = _invsqrtm(x)
-            lam = jnp.linalg.eigvalsh(sym(xih @ y @ xih))
+            lam = jnp.linalg.eigvalsh(sym(mm(mm(xih, y), xih)))
             return jnp.sqrt(jnp.sum(jnp.log(lam) ** 2, axis=-1))
         if self.metric == "log_euclidean":
             d = _logm(x) - _logm(y)
@@ -223,15 +224,15 @@ class SymmetricPositiveDefinite(AbstractManifold):
         # min over orthogonal U of |X^{1/2} - Y^{1/2} U|_F (Bhatia, Jain & Lim 2019, Thm. 1):
         # a norm of a difference, accurate for nearby points unlike the trace formula.
         xh, yh = _sqrtm(x), _sqrtm(y)
-        a, _, bt = jnp.linalg.svd(yh @ xh)
-        d = xh - yh @ a @ bt
+        a, _, bt = jnp.linalg.svd(mm(yh, xh))
+        d = xh - mm(mm(yh, a), bt)
         return jnp.sqrt(_frob(d, d))
 
     def retract(self, x, v):
         if self.metric == "affine" and self.retraction != "exp":
             v = sym(v)
             # Jeuris et al. 2012; pymanopt `retraction`: = ½X + ½(X+V)X⁻¹(X+V) ≻ 0.
-            y = x + v + 0.5 * v @ jnp.linalg.solve(x, v)
+            y = x + v + mm(0.5 * v, jnp.linalg.solve(x, v))
         else:
             y = self.exp(x, v)
         # `project` is the identity in exact arithmetic; in float32 an ill-conditioned
@@ -244,8 +245,8 @@ class SymmetricPositiveDefinite(AbstractManifold):
             # E = (Y X^{-1})^{1/2} = X^{1/2} (X^{-1/2} Y X^{-1/2})^{1/2} X^{-1/2}
             # (Sra & Hosseini 2015; Manopt `sympositivedefinitefactory` `paralleltransp`).
             xh, xih = _sqrtm(x), _invsqrtm(x)
-            e = xh @ _sqrtm(xih @ y @ xih) @ xih
-            return sym(e @ v @ mT(e))
+            e = mm(mm(xh, _sqrtm(mm(mm(xih, y), xih))), xih)
+            return sym(mm(mm(e, v), mT(e)))
         if self.metric == "log_euclidean":
             return self._dlog(y, self._dlog(x, v), power=-1)
         return v

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, batch_inner, default_dtype, mT, skew, sym
+from ._base import AbstractManifold, batch_inner, default_dtype, mm, mT, skew, sym
 
 RETRACTIONS = ("qr", "polar", "cholesky_qr", "cayley", "cayley_iterative")
 
@@ -25,8 +25,8 @@ def qf(a):
 def _lyapunov(r, c):
     """The solution $Z$ of $RZ + ZR = C$ for symmetric positive definite $R$."""
     w, u = jnp.linalg.eigh(r)
-    ct = mT(u) @ c @ u
-    return u @ (ct / (w[..., :, None] + w[..., None, :])) @ mT(u)
+    ct = mm(mm(mT(u), c), u)
+    return mm(mm(u, ct / (w[..., :, None] + w[..., None, :])), mT(u))
 
 
 @_lyapunov.defjvp
@@ -35,7 +35,7 @@ def _lyapunov_jvp(primals, tangents):
     # `eigh`, whose derivative is singular at repeated eigenvalues (such as at R = I).
     (r, c), (dr, dc) = primals, tangents
     z = _lyapunov(r, c)
-    return z, _lyapunov(r, dc - dr @ z - z @ dr)
+    return z, _lyapunov(r, dc - mm(dr, z) - mm(z, dr))
 
 
 # Above this Frobenius distance from I the binomial series takes too many terms (> 25 in
@@ -45,7 +45,7 @@ _SERIES_RADIUS = 0.25
 
 def _inv_sqrt_eigh(s):
     w, u = jnp.linalg.eigh(s)
-    return (u * jax.lax.rsqrt(w)[..., None, :]) @ mT(u)
+    return mm(u * jax.lax.rsqrt(w)[..., None, :], mT(u))
 
 
 def _inv_sqrt_series(s, eta):
@@ -64,7 +64,7 @@ def _inv_sqrt_series(s, eta):
 
     def body(c):
         k, coef, power, acc = c
-        power = power @ e
+        power = mm(power, e)
         return k + 1, coef * (-0.5 - k) / (k + 1), power, acc + coef * power
 
     # Terms 0 and 1 always; then term k (coefficient c_k) while it can still matter.
@@ -96,26 +96,26 @@ def inv_sqrt(s):
 def _inv_sqrt_jvp(primals, tangents):
     (s,), (ds,) = primals, tangents
     g = inv_sqrt(s)
-    d_root = _lyapunov(s @ g, ds)
-    return g, -g @ d_root @ g
+    d_root = _lyapunov(mm(s, g), ds)
+    return g, mm(mm(-g, d_root), g)
 
 
 def _newton_schulz(y):
     # One Newton-Schulz step towards the polar factor, Y (3I - Y^T Y) / 2 (Higham 2008,
     # eq. (8.20)): the identity on orthonormal Y to first order, squares a small error.
-    return y @ (1.5 * jnp.eye(y.shape[-1], dtype=y.dtype) - 0.5 * (mT(y) @ y))
+    return mm(y, 1.5 * jnp.eye(y.shape[-1], dtype=y.dtype) - 0.5 * (mm(mT(y), y)))
 
 
 def polar(a):
     """The orthonormal polar factor $A (A^\\top A)^{-1/2}$, the nearest matrix with
     orthonormal columns (Higham 2008, *Functions of Matrices*, Thm 8.4), through `inv_sqrt`
     of the small p x p Gram matrix: two n x p products when $A$ is near the manifold."""
-    return a @ inv_sqrt(mT(a) @ a)
+    return mm(a, inv_sqrt(mm(mT(a), a)))
 
 
 def _cholesky_qr(a):
     # One round of CholeskyQR: A R^{-1} with R^T R = A^T A (R = L^T, L lower Cholesky).
-    r = jnp.linalg.cholesky(mT(a) @ a)
+    r = jnp.linalg.cholesky(mm(mT(a), a))
     return mT(jsl.solve_triangular(r, mT(a), lower=True))
 
 
@@ -129,7 +129,7 @@ def cholesky_qr2(a):
 def _cayley_factors(x, v):
     # W = P_X V X^T - X V^T P_X with P_X = I - X X^T / 2, written W = U Wr^T with
     # U = [P_X V, X], Wr = [X, -P_X V] (Wen & Yin 2013, eq. (2.4) and Lemma 4.1).
-    d = v - 0.5 * x @ (mT(x) @ v)
+    d = v - mm(0.5 * x, mm(mT(x), v))
     return d, jnp.concatenate([d, x], axis=-1), jnp.concatenate([x, -d], axis=-1)
 
 
@@ -142,8 +142,8 @@ def cayley(x, v):
     0.1, 3e-5 at size 0.3; with the step, 3e-7)."""
     p = x.shape[-1]
     _, u, wr = _cayley_factors(x, v)
-    k = jnp.eye(2 * p, dtype=x.dtype) - 0.5 * (mT(wr) @ u)
-    return _newton_schulz(x + u @ jnp.linalg.solve(k, mT(wr) @ x))
+    k = jnp.eye(2 * p, dtype=x.dtype) - 0.5 * (mm(mT(wr), u))
+    return _newton_schulz(x + mm(u, jnp.linalg.solve(k, mm(mT(wr), x))))
 
 
 def cayley_iterative(x, v, iterations: int):
@@ -157,7 +157,7 @@ def cayley_iterative(x, v, iterations: int):
     y = x + v
     for _ in range(iterations):
         z = x + y
-        y = x + 0.5 * (d @ (mT(x) @ z) - x @ (mT(d) @ z))
+        y = x + 0.5 * (mm(d, mm(mT(x), z)) - mm(x, mm(mT(d), z)))
     # Uncorrected, the orthogonality error O(|V|^{iterations + 2}) per step accumulates: in
     # float32, 10^4 steps of size 0.1 end at 1.6 (5 iterations: 6e-3). A Newton-Schulz step
     # only squares it (3e-4 worst case at size 0.1, 0.3 at size 0.3); one CholeskyQR round
@@ -166,7 +166,8 @@ def cayley_iterative(x, v, iterations: int):
 
 
 def _expm(a):
-    return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
+    with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
+        return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
 
 
 class Stiefel(AbstractManifold):
@@ -242,7 +243,7 @@ class Stiefel(AbstractManifold):
         return polar(x)
 
     def to_tangent(self, x, v):
-        return v - x @ sym(mT(x) @ v)
+        return v - mm(x, sym(mm(mT(x), v)))
 
     def egrad_to_rgrad(self, x, g):
         return self.to_tangent(x, g)
@@ -265,17 +266,17 @@ class Stiefel(AbstractManifold):
         \\end{pmatrix} \\begin{pmatrix} I \\\\ 0 \\end{pmatrix} \\exp(-A)$ with $A = X^\\top V$,
         $S = V^\\top V$ (Edelman, Arias & Smith 1998, eq. (2.45); pymanopt's `Stiefel.exp`)."""
         p = self.p
-        a = skew(mT(x) @ v)
+        a = skew(mm(mT(x), v))
         eye = jnp.broadcast_to(jnp.eye(p, dtype=x.dtype), a.shape)
         block = jnp.concatenate(
             [
-                jnp.concatenate([a, -(mT(v) @ v)], axis=-1),
+                jnp.concatenate([a, -(mm(mT(v), v))], axis=-1),
                 jnp.concatenate([eye, a], axis=-1),
             ],
             axis=-2,
         )
         e = _expm(block)[..., :, :p]
-        return jnp.concatenate([x, v], axis=-1) @ e @ _expm(-a)
+        return mm(mm(jnp.concatenate([x, v], axis=-1), e), _expm(-a))
 
     def inner(self, x, u, v):
         return batch_inner(u, v, 2)
@@ -285,7 +286,7 @@ class Stiefel(AbstractManifold):
 
     def constraint_error(self, x):
         eye = jnp.eye(self.p, dtype=x.dtype)
-        return jnp.linalg.norm(mT(x) @ x - eye, axis=(-2, -1))
+        return jnp.linalg.norm(mm(mT(x), x) - eye, axis=(-2, -1))
 
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         """Haar-distributed points: the sign-fixed QR of a Gaussian matrix (Mezzadri 2007)."""

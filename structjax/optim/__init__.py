@@ -5,6 +5,18 @@ from ._cayley import (
     cayley_sgd as cayley_sgd,
     scale_by_cayley_bound as scale_by_cayley_bound,
 )
+from ._conformal import (
+    ConformalMomentumState as ConformalMomentumState,
+    conformal_symplectic_momentum as conformal_symplectic_momentum,
+    franca_parameters as franca_parameters,
+    hamiltonian_descent as hamiltonian_descent,
+    power_kinetic as power_kinetic,
+    quadratic_kinetic as quadratic_kinetic,
+    relativistic_gd as relativistic_gd,
+    relativistic_kinetic as relativistic_kinetic,
+    scale_by_conformal_euler as scale_by_conformal_euler,
+    scale_by_relativistic as scale_by_relativistic,
+)
 from ._riemannian import (
     RiemannianAdamState as RiemannianAdamState,
     RiemannianGradientState as RiemannianGradientState,

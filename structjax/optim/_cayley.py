@@ -8,6 +8,7 @@ import optax
 from jax.typing import ArrayLike
 
 from ..manifolds import Orthogonal, SpecialOrthogonal, Stiefel
+from ..manifolds._base import mm
 from ._riemannian import (
     _is_manifold_leaf,
     _map,
@@ -44,9 +45,9 @@ def _cayley_generator_norm(x, u):
     $\\hat W = u x^\\top - \\tfrac12 x x^\\top u x^\\top$ (Li et al. 2020, eq. 6), without
     forming the n x n matrix: with $D = u - \\tfrac12 x (x^\\top u)$, $W = D x^\\top - x D^\\top$
     and $\\|W\\|_F^2 = 2\\|D\\|_F^2 - 2\\,\\mathrm{tr}((D^\\top x)^2)$."""
-    d = u - 0.5 * x @ (jnp.swapaxes(x, -1, -2) @ u)
-    a = jnp.swapaxes(d, -1, -2) @ x
-    sq = 2 * jnp.sum(d * d, axis=(-2, -1)) - 2 * jnp.trace(a @ a, axis1=-2, axis2=-1)
+    d = u - mm(0.5 * x, mm(jnp.swapaxes(x, -1, -2), u))
+    a = mm(jnp.swapaxes(d, -1, -2), x)
+    sq = 2 * jnp.sum(d * d, axis=(-2, -1)) - 2 * jnp.trace(mm(a, a), axis1=-2, axis2=-1)
     return jnp.sqrt(jnp.maximum(sq, 0.0))
 
 

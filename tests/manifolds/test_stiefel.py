@@ -3,6 +3,7 @@
 import re
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -124,3 +125,53 @@ def test_float32_long_walk(retraction):
     m = Stiefel(5, 3, retraction)
     error = c.float32_walk_error(m)
     assert error < 1e-5, error
+
+
+@pytest.mark.parametrize("eta", [1e-9, 1e-4, 0.05, 0.2, 0.6, 3.0])
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_inv_sqrt_on_every_branch(eta, dtype):
+    # `inv_sqrt` takes I - E/2 (tiny E), the binomial series (|E|_F <= 1/4) or `eigh`
+    # (beyond): each must give S^{-1/2} to rounding, checked by S^{1/2} S^{-1/2} S^{1/2} = S.
+    from structjax.manifolds._stiefel import inv_sqrt
+
+    a = np.random.default_rng(0).standard_normal((6, 6))
+    e = (a + a.T) / np.linalg.norm(a + a.T) * eta
+    if eta > 0.5:  # keep S positive definite: far from I on the positive side
+        e = a @ a.T / np.linalg.norm(a @ a.T) * eta
+    s = jnp.asarray(np.eye(6) + e, dtype)
+    g = inv_sqrt(s)
+    tol = 1e-13 if dtype == jnp.float64 else 2e-6
+    cond = float(jnp.linalg.cond(s))
+    assert g.dtype == dtype
+    assert float(jnp.max(jnp.abs(g @ s @ g - jnp.eye(6, dtype=dtype)))) < tol * cond
+    # and it is differentiable on each branch (Daleckii-Krein), matching finite differences
+    if dtype == jnp.float64:
+        d = jnp.asarray(np.eye(6)[0:1].T @ np.eye(6)[1:2], dtype)
+        d = d + d.T
+        jvp = jax.jvp(inv_sqrt, (s,), (d,))[1]
+        fd = (inv_sqrt(s + 1e-6 * d) - inv_sqrt(s - 1e-6 * d)) / 2e-6
+        assert float(jnp.max(jnp.abs(jvp - fd))) < 1e-7
+
+
+def test_manifold_products_run_at_full_precision(getkey):
+    # On GPUs the default float32 product is TF32 (1e-3 relative): every product in the
+    # Stiefel geometry must ask for HIGHEST precision, or points drift off the manifold.
+    m = Stiefel(6, 3)
+    x = m.random_point(getkey())
+    v = m.random_tangent(getkey(), x)
+    for fn in (m.to_tangent, m.retract, lambda x, v: m.transport(x, x, v)):
+        jaxpr = jax.make_jaxpr(fn)(x, v)
+        dots = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "dot_general"]
+        assert dots
+        for e in dots:
+            assert e.params["precision"] == (
+                jax.lax.Precision.HIGHEST,
+                jax.lax.Precision.HIGHEST,
+            ), e
+
+
+def _equations(jaxpr):
+    for e in jaxpr.eqns:
+        yield e
+        for sub in jax.extend.core.jaxprs_in_params(e.params):
+            yield from _equations(sub)

@@ -1,0 +1,370 @@
+"""Optimisers from conformal Hamiltonian systems, as optax gradient transformations.
+
+Momentum methods discretise the damped (conformal) Hamiltonian system
+$\\dot q = \\nabla T(p)$, $\\dot p = -\\nabla f(q) - \\gamma p$ with potential $f$ the loss,
+kinetic energy $T$ and damping $\\gamma \\ge 0$ (McLachlan & Perlmutter 2001, "Conformal
+Hamiltonian systems"). A *conformal-symplectic* splitting (the exact damping flow
+$p \\mapsto e^{-\\gamma t} p$ composed with symplectic flows) has a one-step map that
+contracts the symplectic form by exactly $e^{-\\gamma h}$; `structjax.check.
+conformal_symplecticity_error` measures that.
+
+Parameters here are physical: `learning_rate` is the time step $h$, `damping` is
+$\\gamma$, `mass` $m$ and `speed_of_light` $c$ describe $T$. Each function's docstring gives
+the change of parameters to the optax and published forms.
+
+Kinetic energies are radial, $T(p) = \\kappa(\\|p\\|^2)$ with the squared norm summed over
+the whole parameter pytree (in each manifold's metric), so that $\\nabla T(p) =
+2\\kappa'(\\|p\\|^2)\\,p$ is a tangent vector wherever $p$ is. Any scalar function
+`kappa(s)` works (`kinetic=`); `quadratic_kinetic`, `relativistic_kinetic` and
+`power_kinetic` build the usual ones.
+"""
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import optax
+from jax.typing import ArrayLike
+from jaxtyping import Array, PyTree
+
+from ._riemannian import _concrete, _map, _transport, retract, riemannian_gradient
+
+Kinetic = Callable[[Array], Array]
+
+
+# --- kinetic energies, as functions of the squared norm s = |p|^2 ---------------------------
+
+
+def _positive(name: str, value, allow_inf: bool = False):
+    if _concrete(value) and not (value > 0 and (allow_inf or math.isfinite(float(value)))):
+        finite = "" if allow_inf else " and finite"
+        raise ValueError(f"`{name}` must be positive{finite}, got {value}.")
+
+
+def quadratic_kinetic(mass: ArrayLike = 1.0) -> Kinetic:
+    """$T(p) = \\|p\\|^2 / (2m)$: Newtonian, velocity $p/m$ (heavy ball)."""
+    _positive("mass", mass)
+    return lambda s: s / (2 * mass)
+
+
+def relativistic_kinetic(mass: ArrayLike = 1.0, speed_of_light: ArrayLike = 1.0) -> Kinetic:
+    """$T(p) = c\\sqrt{\\|p\\|^2 + m^2c^2} - mc^2$ (França, Sulam, Robinson & Vidal 2020, eq.
+    (20)): the speed $\\|\\nabla T\\| = \\|p\\| / \\sqrt{m^2 + \\|p\\|^2/c^2}$ stays below $c$
+    however large the momentum. $c = \\infty$ is the quadratic energy. With $m = c = 1$ it is
+    Maddison et al.'s relativistic energy $\\varphi_2^1$ (see `power_kinetic`)."""
+    _positive("mass", mass)
+    _positive("speed_of_light", speed_of_light, allow_inf=True)
+    if _concrete(speed_of_light) and math.isinf(float(speed_of_light)):
+        return quadratic_kinetic(mass)
+    c = speed_of_light
+    # c sqrt(s + m^2 c^2) - m c^2 = s / (sqrt(s / c^2 + m^2) + m): no cancellation at small s.
+    return lambda s: s / (jnp.sqrt(s / c**2 + mass**2) + mass)
+
+
+def power_kinetic(a: float, big_a: float) -> Kinetic:
+    """$T(p) = \\varphi_a^A(\\|p\\|) = \\tfrac1A\\big((\\|p\\|^a + 1)^{A/a} - 1\\big)$, the
+    family of Maddison, Paulin, Teh, O'Donoghue & Doucet 2018 ("Hamiltonian descent methods"): like
+    $\\|p\\|^a/a$ near 0 and $\\|p\\|^A/A$ far out; $a = A = 2$ is the quadratic energy, $a = 2$,
+    $A = 1$ the relativistic one. Needs $a, A \\ge 1$."""
+    if not (a >= 1 and big_a >= 1):
+        raise ValueError(f"`power_kinetic(a, A)` needs a >= 1 and A >= 1, got {a}, {big_a}.")
+    # Written in s = |p|^2, |p|^a = s^(a/2); the gradient in p, 2 T'(s) p, is
+    # |p|^(a-2) (|p|^a + 1)^(A/a - 1) p, finite at p = 0 for a >= 2 and bounded for a >= 1.
+    return lambda s: ((s ** (a / 2) + 1) ** (big_a / a) - 1) / big_a
+
+
+# --- shared pieces --------------------------------------------------------------------------
+
+
+def _check_damping(damping):
+    if _concrete(damping) and not damping >= 0:
+        raise ValueError(f"`damping` must be >= 0 (a friction), got {damping}.")
+
+
+def _step_size(learning_rate, count):
+    h = learning_rate(count) if callable(learning_rate) else learning_rate
+    if _concrete(h) and not h > 0:
+        raise ValueError(f"`learning_rate` (the time step h) must be positive, got {h}.")
+    return h
+
+
+def _sq_norm(manifolds, params, tree) -> Array:
+    """$\\|u\\|^2$ over the whole pytree, in each leaf's metric (Euclidean for None)."""
+    if manifolds is None:
+        parts = [jnp.sum(u * u) for u in jtu.tree_leaves(tree)]
+    else:
+        parts = jtu.tree_leaves(_map(
+            lambda m, x, u: jnp.sum(u * u) if m is None else jnp.sum(m.inner(x, u, u)),
+            manifolds, params, tree,
+        ))  # fmt: skip
+    return sum(parts[1:], start=parts[0])
+
+
+def _velocity_factor(kinetic: Kinetic, s):
+    """$2\\kappa'(s)$, so that $\\nabla T(p) = 2\\kappa'(\\|p\\|^2)\\, p$; 0 at $s = 0$ (where
+    $p = 0$), where energies like $\\|p\\|^a$, $a < 2$, have an infinite $\\kappa'$ but a
+    zero velocity."""
+    positive = s > 0
+    safe = jnp.where(positive, s, jnp.ones_like(s))
+    return jnp.where(positive, 2 * jax.grad(kinetic)(safe), jnp.zeros_like(s))
+
+
+def _carry(manifolds, params, state_previous, momentum):
+    """The stored momentum at the current point: transported on manifolds."""
+    if manifolds is None:
+        return momentum
+    return _map(lambda m, x, xp, v: _transport(m, xp, x, v), manifolds, params, state_previous,
+                momentum)  # fmt: skip
+
+
+def _scalar(x, like):
+    return jnp.asarray(x, jnp.result_type(like))
+
+
+class ConformalMomentumState(NamedTuple):
+    """`count`: steps taken; `momentum`: $p$ (or the scaled $v_{1/2}$ of `relativistic_gd`),
+    like the params; `previous`: the params of the last step, to transport `momentum` from
+    (None without manifolds)."""
+
+    count: Array
+    momentum: PyTree
+    previous: PyTree
+
+
+def _init(manifolds):
+    def init_fn(params):
+        zeros = jtu.tree_map(jnp.zeros_like, params)
+        previous = None if manifolds is None else params
+        return ConformalMomentumState(jnp.zeros((), jnp.int32), zeros, previous)
+
+    return init_fn
+
+
+# --- conformal-symplectic Euler (heavy ball, Hamiltonian descent) --------------------------
+
+
+def scale_by_conformal_euler(
+    learning_rate: optax.ScalarOrSchedule,
+    damping: ArrayLike,
+    kinetic: Kinetic | None = None,
+    exact_damping: bool = True,
+    manifolds=None,
+) -> optax.GradientTransformation:
+    """One step of the conformal-symplectic Euler method for
+    $\\dot q = \\nabla T(p)$, $\\dot p = -g - \\gamma p$, $g$ the incoming (Riemannian)
+    gradient, $h$ the step:
+
+    $$p \\leftarrow \\mu\\,(p - h\\,g)\\ \\text{or}\\ \\mu p - h g, \\qquad
+    \\text{update} = h\\,\\nabla T(p).$$
+
+    With `exact_damping=True`, $p \\leftarrow e^{-\\gamma h} p - h g$: the exact damping flow,
+    then a kick, then a drift (McLachlan & Perlmutter 2001; França et al. 2020, eq. (13));
+    the map contracts the symplectic form by $e^{-\\gamma h}$. With `exact_damping=False`,
+    $p \\leftarrow \\delta(p - h g)$, $\\delta = 1/(1 + \\gamma h)$: the first explicit method
+    of Maddison et al. 2018 (contraction $\\delta$).
+
+    On manifolds the momentum is transported to each new point, and the update is a tangent
+    vector for `retract` (chain it last).
+    """
+    _check_damping(damping)
+    kinetic = quadratic_kinetic() if kinetic is None else kinetic
+    if not callable(kinetic):
+        raise ValueError(f"`kinetic` must be a function of the squared norm, got {kinetic!r}.")
+
+    def update_fn(updates, state, params=None):
+        if manifolds is not None and params is None:
+            raise ValueError("`scale_by_conformal_euler` on manifolds needs `params`.")
+        like = jtu.tree_leaves(updates)[0]
+        h = _scalar(_step_size(learning_rate, state.count), like)
+        gamma = _scalar(damping, like)
+        p = _carry(manifolds, params, state.previous, state.momentum)
+        if exact_damping:
+            mu = jnp.exp(-gamma * h)
+            p = jtu.tree_map(lambda p, g: (mu * p - h * g).astype(p.dtype), p, updates)
+        else:
+            delta = 1 / (1 + gamma * h)
+            p = jtu.tree_map(lambda p, g: (delta * (p - h * g)).astype(p.dtype), p, updates)
+        factor = h * _velocity_factor(kinetic, _sq_norm(manifolds, params, p))
+        out = jtu.tree_map(lambda p: (factor * p).astype(p.dtype), p)
+        count = optax.safe_int32_increment(state.count)
+        return out, ConformalMomentumState(count, p, None if manifolds is None else params)
+
+    return optax.GradientTransformation(_init(manifolds), update_fn)
+
+
+def _finish(parts, manifolds):
+    if manifolds is None:
+        return parts[0] if len(parts) == 1 else optax.chain(*parts)
+    return optax.chain(riemannian_gradient(manifolds), *parts, retract(manifolds))
+
+
+def conformal_symplectic_momentum(
+    learning_rate: optax.ScalarOrSchedule,
+    damping: ArrayLike,
+    mass: ArrayLike = 1.0,
+    manifolds=None,
+) -> optax.GradientTransformation:
+    """Heavy ball as a dissipative Hamiltonian flow: the conformal-symplectic Euler method
+    with exact damping and $T(p) = \\|p\\|^2/2m$ (França, Sulam, Robinson & Vidal 2020,
+    "Conformal symplectic and relativistic optimization", NeurIPS, eq. (13)):
+
+    $$p \\leftarrow e^{-\\gamma h} p - h\\nabla f(q), \\qquad q \\leftarrow q + h p / m.$$
+
+    **It is** `optax.sgd(learning_rate=h**2 / m, momentum=exp(-damping * h))` (the trace
+    is $-p/h$), to rounding, on the same gradients. Its one-step map contracts the
+    symplectic form by exactly $e^{-\\gamma h}$.
+
+    **Arguments:**
+
+    - `learning_rate`: the time step $h > 0$ (a float or an optax schedule).
+    - `damping`: $\\gamma \\ge 0$.
+    - `mass`: $m > 0$.
+    - `manifolds`: as `riemannian_sgd`: on manifolds the momentum is transported and the
+        step retracted.
+    """
+    return _finish(
+        [scale_by_conformal_euler(learning_rate, damping, quadratic_kinetic(mass), True,
+                                  manifolds)], manifolds,
+    )  # fmt: skip
+
+
+def hamiltonian_descent(
+    learning_rate: optax.ScalarOrSchedule,
+    damping: ArrayLike,
+    kinetic: Kinetic | None = None,
+    manifolds=None,
+) -> optax.GradientTransformation:
+    """Hamiltonian descent (Maddison, Paulin, Teh, O'Donoghue & Doucet 2018, "Hamiltonian
+    descent methods", the first explicit method):
+
+    $$p \\leftarrow \\delta\\,(p - \\epsilon\\nabla f(x)),
+    \\quad \\delta = (1 + \\gamma\\epsilon)^{-1},
+    \\qquad x \\leftarrow x + \\epsilon\\,\\nabla k(p),$$
+
+    with a pluggable kinetic energy: `kinetic(s)` of the squared norm $s = \\|p\\|^2$, by
+    default `quadratic_kinetic()`; `relativistic_kinetic` and `power_kinetic` give the
+    families of the paper, whose kinetic map can be matched to the objective's growth for
+    linear convergence beyond strong convexity. The map contracts the symplectic form by
+    $\\delta$.
+
+    **Arguments:**
+
+    - `learning_rate`: the step $\\epsilon > 0$ (a float or an optax schedule).
+    - `damping`: $\\gamma \\ge 0$.
+    - `kinetic`: $\\kappa$ with $k(p) = \\kappa(\\|p\\|^2)$.
+    - `manifolds`: as `riemannian_sgd`.
+    """
+    return _finish(
+        [scale_by_conformal_euler(learning_rate, damping, kinetic, False, manifolds)], manifolds
+    )
+
+
+# --- relativistic gradient descent --------------------------------------------------------
+
+
+def scale_by_relativistic(
+    learning_rate: optax.ScalarOrSchedule,
+    damping: ArrayLike,
+    mass: ArrayLike = 1.0,
+    speed_of_light: ArrayLike = 1.0,
+    alpha: ArrayLike = 1.0,
+    manifolds=None,
+) -> optax.GradientTransformation:
+    """Relativistic gradient descent's step, in the form whose iterates are the points where
+    the gradient is taken (see `relativistic_gd` for the derivation)."""
+    _check_damping(damping)
+    _positive("mass", mass)
+    _positive("speed_of_light", speed_of_light, allow_inf=True)
+    if _concrete(alpha) and not 0 <= alpha <= 1:
+        raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
+
+    def update_fn(updates, state, params=None):
+        if manifolds is not None and params is None:
+            raise ValueError("`scale_by_relativistic` on manifolds needs `params`.")
+        like = jtu.tree_leaves(updates)[0]
+        h = _scalar(_step_size(learning_rate, state.count), like)
+        mu = jnp.exp(-_scalar(damping, like) * h)
+        eps = h**2 / (2 * _scalar(mass, like))
+        delta = 4 / (h**2 * _scalar(speed_of_light, like) ** 2)  # 0 for c = inf
+        w_prev = _carry(manifolds, params, state.previous, state.momentum)
+        # d = x_k - y_k, from the previous half-step momentum; w = v_{k+1/2}.
+        d_scale = -mu * jax.lax.rsqrt(1 + delta * mu**2 * _sq_norm(manifolds, params, w_prev))
+        w = jtu.tree_map(lambda v, g: (mu * v - eps * g).astype(v.dtype), w_prev, updates)
+        sw = _sq_norm(manifolds, params, w)
+        step = jax.lax.rsqrt(1 + delta * sw) + mu * jax.lax.rsqrt(1 + delta * mu**2 * sw)
+        out = jtu.tree_map(
+            lambda v, wv: ((1 - alpha) * d_scale * v + step * wv).astype(wv.dtype), w_prev, w
+        )
+        count = optax.safe_int32_increment(state.count)
+        return out, ConformalMomentumState(count, w, None if manifolds is None else params)
+
+    return optax.GradientTransformation(_init(manifolds), update_fn)
+
+
+def relativistic_gd(
+    learning_rate: optax.ScalarOrSchedule,
+    damping: ArrayLike,
+    mass: ArrayLike = 1.0,
+    speed_of_light: ArrayLike = 1.0,
+    alpha: ArrayLike = 1.0,
+    manifolds=None,
+) -> optax.GradientTransformation:
+    """Relativistic gradient descent (RGD; França, Sulam, Robinson & Vidal 2020, NeurIPS,
+    Algorithm 1): the conformal leapfrog for the relativistic Hamiltonian
+    $H = c\\sqrt{\\|p\\|^2 + m^2c^2} + f(x)$ with damping $\\gamma$.
+
+    **Derivation.** Strang-split the flow as half a damping, half a drift, a kick, half a
+    drift, half a damping ($D_{h/2} A_{h/2} B_h A_{h/2} D_{h/2}$). With $\\mu = e^{-\\gamma h}$,
+    the scaled momentum $v = hp/2m$, $\\epsilon = h^2/2m$ and $\\delta = 4/(h^2c^2)$ it reads
+    (their published update, with mixing $\\alpha$)
+
+    $x_{1/2} = x + \\sqrt\\mu\\,v/\\sqrt{1 + \\delta\\mu\\|v\\|^2}$,
+    $v_{1/2} = \\sqrt\\mu\\,v - \\epsilon\\nabla f(x_{1/2})$,
+    $x \\leftarrow \\alpha x_{1/2} + (1 - \\alpha)x + v_{1/2}/\\sqrt{1 + \\delta\\|v_{1/2}\\|^2}$,
+    $v \\leftarrow \\sqrt\\mu\\, v_{1/2}$.
+
+    The gradient is taken at $x_{1/2}$, so here the parameters *are* the $x_{1/2}$ (the
+    optax convention: gradients at the params). Eliminating $x$ and $v$, with $w$ the last
+    $v_{1/2}$ ($w = 0$ at the start, where $x_{1/2} = x$):
+    $w' = \\mu w - \\epsilon\\nabla f(y)$ and
+    $y' = y + w'/\\sqrt{1 + \\delta\\|w'\\|^2} + \\mu w'/\\sqrt{1 + \\delta\\mu^2\\|w'\\|^2}
+    - (1 - \\alpha)\\,\\mu w/\\sqrt{1 + \\delta\\mu^2\\|w\\|^2}$.
+
+    For $\\alpha = 1$ the map is conformal symplectic with factor $\\mu$; $\\alpha < 1$ breaks
+    that. **Limits** ($c \\to \\infty$, `speed_of_light=inf`): $\\alpha = 1$ is heavy ball,
+    `optax.sgd((1 + mu) * eps, momentum=mu)`; $\\alpha = 0$ is Nesterov's method,
+    `optax.sgd(eps, momentum=mu, nesterov=True)`.
+
+    **Arguments:**
+
+    - `learning_rate`: the time step $h > 0$ (a float or an optax schedule).
+    - `damping`: $\\gamma \\ge 0$. `mass`: $m > 0$. `speed_of_light`: $c > 0$, or `inf`.
+    - `alpha`: the mixing parameter in $[0, 1]$.
+    - `manifolds`: as `riemannian_sgd` (momentum transported, step retracted, norms in the
+        manifolds' metrics).
+
+    `franca_parameters(epsilon, mu, delta, mass)` converts the paper's $(\\epsilon, \\mu,
+    \\delta)$ (defaults there $\\mu = 0.9$, $\\delta = 0.1$) into these arguments.
+    """
+    return _finish(
+        [scale_by_relativistic(learning_rate, damping, mass, speed_of_light, alpha, manifolds)],
+        manifolds,
+    )
+
+
+def franca_parameters(epsilon: float, mu: float, delta: float, mass: float = 1.0) -> dict:
+    """`relativistic_gd` keyword arguments (`learning_rate`, `damping`, `mass`,
+    `speed_of_light`) for França et al.'s step $\\epsilon$, momentum factor $\\mu \\in (0, 1]$
+    and $\\delta \\ge 0$: $h = \\sqrt{2m\\epsilon}$, $\\gamma = -\\ln\\mu / h$,
+    $c = 2 / (h\\sqrt\\delta)$ ($\\infty$ for $\\delta = 0$)."""
+    if not (epsilon > 0 and 0 < mu <= 1 and delta >= 0 and mass > 0):
+        raise ValueError(
+            f"Need epsilon > 0, 0 < mu <= 1, delta >= 0, mass > 0; got {epsilon}, {mu}, "
+            f"{delta}, {mass}."
+        )
+    h = math.sqrt(2 * mass * epsilon)
+    c = math.inf if delta == 0 else 2 / (h * math.sqrt(delta))
+    return dict(learning_rate=h, damping=-math.log(mu) / h, mass=mass, speed_of_light=c)
