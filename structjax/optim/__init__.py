@@ -7,6 +7,7 @@ from ._cayley import (
 )
 from ._conformal import (
     ConformalMomentumState as ConformalMomentumState,
+    RelativisticState as RelativisticState,
     conformal_symplectic_momentum as conformal_symplectic_momentum,
     franca_parameters as franca_parameters,
     hamiltonian_descent as hamiltonian_descent,

@@ -44,10 +44,20 @@ def _positive(name: str, value, allow_inf: bool = False):
         raise ValueError(f"`{name}` must be positive{finite}, got {value}.")
 
 
+class _Quadratic:
+    # A callable like any kinetic energy, which the optimisers recognise: its velocity
+    # factor is the constant 1/m, so they skip the norm (one pass over the parameters).
+    def __init__(self, mass):
+        self.mass = mass
+
+    def __call__(self, s):
+        return s / (2 * self.mass)
+
+
 def quadratic_kinetic(mass: ArrayLike = 1.0) -> Kinetic:
     """$T(p) = \\|p\\|^2 / (2m)$: Newtonian, velocity $p/m$ (heavy ball)."""
     _positive("mass", mass)
-    return lambda s: s / (2 * mass)
+    return _Quadratic(mass)
 
 
 def relativistic_kinetic(mass: ArrayLike = 1.0, speed_of_light: ArrayLike = 1.0) -> Kinetic:
@@ -84,11 +94,15 @@ def _check_damping(damping):
         raise ValueError(f"`damping` must be >= 0 (a friction), got {damping}.")
 
 
+def _check_step(learning_rate):
+    if not callable(learning_rate) and _concrete(learning_rate) and not learning_rate > 0:
+        raise ValueError(
+            f"`learning_rate` (the time step h) must be positive, got {learning_rate}."
+        )
+
+
 def _step_size(learning_rate, count):
-    h = learning_rate(count) if callable(learning_rate) else learning_rate
-    if _concrete(h) and not h > 0:
-        raise ValueError(f"`learning_rate` (the time step h) must be positive, got {h}.")
-    return h
+    return learning_rate(count) if callable(learning_rate) else learning_rate
 
 
 def _sq_norm(manifolds, params, tree) -> Array:
@@ -134,6 +148,16 @@ class ConformalMomentumState(NamedTuple):
     previous: PyTree
 
 
+class RelativisticState(NamedTuple):
+    """As `ConformalMomentumState` (`momentum` is the last half-step momentum $w$), plus
+    `sq_norm`, $\\|w\\|^2$, reused at the next step (without manifolds)."""
+
+    count: Array
+    momentum: PyTree
+    previous: PyTree
+    sq_norm: Array
+
+
 def _init(manifolds):
     def init_fn(params):
         zeros = jtu.tree_map(jnp.zeros_like, params)
@@ -169,6 +193,7 @@ def scale_by_conformal_euler(
     On manifolds the momentum is transported to each new point, and the update is a tangent
     vector for `retract` (chain it last).
     """
+    _check_step(learning_rate)
     _check_damping(damping)
     kinetic = quadratic_kinetic() if kinetic is None else kinetic
     if not callable(kinetic):
@@ -186,8 +211,12 @@ def scale_by_conformal_euler(
             p = jtu.tree_map(lambda p, g: (mu * p - h * g).astype(p.dtype), p, updates)
         else:
             delta = 1 / (1 + gamma * h)
-            p = jtu.tree_map(lambda p, g: (delta * (p - h * g)).astype(p.dtype), p, updates)
-        factor = h * _velocity_factor(kinetic, _sq_norm(manifolds, params, p))
+            # delta p - (delta h) g: one fused pass (delta (p - h g) materialised p - h g)
+            p = jtu.tree_map(lambda p, g: (delta * p - delta * h * g).astype(p.dtype), p, updates)
+        if isinstance(kinetic, _Quadratic):
+            factor = h / _scalar(kinetic.mass, like)
+        else:
+            factor = h * _velocity_factor(kinetic, _sq_norm(manifolds, params, p))
         out = jtu.tree_map(lambda p: (factor * p).astype(p.dtype), p)
         count = optax.safe_int32_increment(state.count)
         return out, ConformalMomentumState(count, p, None if manifolds is None else params)
@@ -275,11 +304,15 @@ def scale_by_relativistic(
 ) -> optax.GradientTransformation:
     """Relativistic gradient descent's step, in the form whose iterates are the points where
     the gradient is taken (see `relativistic_gd` for the derivation)."""
+    _check_step(learning_rate)
     _check_damping(damping)
     _positive("mass", mass)
     _positive("speed_of_light", speed_of_light, allow_inf=True)
     if _concrete(alpha) and not 0 <= alpha <= 1:
         raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
+    # Known now: skip the work of a term that vanishes (alpha = 1, c = inf).
+    mixing = not (_concrete(alpha) and float(alpha) == 1.0)
+    classical = _concrete(speed_of_light) and math.isinf(float(speed_of_light))
 
     def update_fn(updates, state, params=None):
         if manifolds is not None and params is None:
@@ -288,20 +321,37 @@ def scale_by_relativistic(
         h = _scalar(_step_size(learning_rate, state.count), like)
         mu = jnp.exp(-_scalar(damping, like) * h)
         eps = h**2 / (2 * _scalar(mass, like))
-        delta = 4 / (h**2 * _scalar(speed_of_light, like) ** 2)  # 0 for c = inf
         w_prev = _carry(manifolds, params, state.previous, state.momentum)
-        # d = x_k - y_k, from the previous half-step momentum; w = v_{k+1/2}.
-        d_scale = -mu * jax.lax.rsqrt(1 + delta * mu**2 * _sq_norm(manifolds, params, w_prev))
         w = jtu.tree_map(lambda v, g: (mu * v - eps * g).astype(v.dtype), w_prev, updates)
-        sw = _sq_norm(manifolds, params, w)
-        step = jax.lax.rsqrt(1 + delta * sw) + mu * jax.lax.rsqrt(1 + delta * mu**2 * sw)
-        out = jtu.tree_map(
-            lambda v, wv: ((1 - alpha) * d_scale * v + step * wv).astype(wv.dtype), w_prev, w
-        )
+        if classical:  # c = inf: delta = 0, no norms
+            step = 1 + mu
+            d_scale = -mu
+        else:
+            delta = 4 / (h**2 * _scalar(speed_of_light, like) ** 2)
+            sw = _sq_norm(manifolds, params, w)
+            step = jax.lax.rsqrt(1 + delta * sw) + mu * jax.lax.rsqrt(1 + delta * mu**2 * sw)
+            if not mixing:
+                d_scale = 0.0
+            else:  # |w_prev|^2: the last step's |w|^2, unless transport changed it
+                sp = _sq_norm(manifolds, params, w_prev) if manifolds is not None else state.sq_norm
+                d_scale = -mu * jax.lax.rsqrt(1 + delta * mu**2 * sp)
+        # y' - y = step * w + (1 - alpha) (x - y), with x - y = d_scale * w_prev
+        if mixing:
+            out = jtu.tree_map(
+                lambda v, wv: ((1 - alpha) * d_scale * v + step * wv).astype(wv.dtype), w_prev, w
+            )
+        else:
+            out = jtu.tree_map(lambda wv: (step * wv).astype(wv.dtype), w)
         count = optax.safe_int32_increment(state.count)
-        return out, ConformalMomentumState(count, w, None if manifolds is None else params)
+        sq = state.sq_norm if classical else sw.astype(state.sq_norm.dtype)
+        return out, RelativisticState(count, w, None if manifolds is None else params, sq)
 
-    return optax.GradientTransformation(_init(manifolds), update_fn)
+    def init_fn(params):
+        base = _init(manifolds)(params)
+        dtype = jtu.tree_leaves(params)[0].dtype
+        return RelativisticState(base.count, base.momentum, base.previous, jnp.zeros((), dtype))
+
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 def relativistic_gd(

@@ -34,12 +34,14 @@ def _step_map(opt, f=_objective):
     state holds a `ConformalMomentumState`."""
 
     def replace(state, p):
+        if isinstance(state, so.RelativisticState):
+            return state._replace(momentum=p, sq_norm=jnp.sum(p * p))
         if isinstance(state, so.ConformalMomentumState):
             return state._replace(momentum=p)
         return tuple(replace(s, p) for s in state) if isinstance(state, tuple) else state
 
     def find(state):
-        if isinstance(state, so.ConformalMomentumState):
+        if isinstance(state, (so.ConformalMomentumState, so.RelativisticState)):
             return state.momentum
         if not isinstance(state, tuple):
             return None
@@ -324,9 +326,10 @@ def test_bad_hyperparameters():
         so.hamiltonian_descent(0.1, 1.0, kinetic=2.0)
     with pytest.raises(ValueError, match="0 < mu <= 1"):
         so.franca_parameters(0.1, 1.5, 0.1)
-    opt = so.relativistic_gd(-0.1, 1.0)
     with pytest.raises(ValueError, match=r"`learning_rate` \(the time step h\) must be positive"):
-        opt.update(jnp.ones(2), opt.init(jnp.ones(2)), jnp.ones(2))
+        so.relativistic_gd(-0.1, 1.0)
+    with pytest.raises(ValueError, match=r"`learning_rate` \(the time step h\) must be positive"):
+        so.hamiltonian_descent(0.0, 1.0)
     opt = so.relativistic_gd(0.1, 1.0, manifolds=sm.Sphere(2))
     with pytest.raises(ValueError, match="needs `params`"):
         opt.update(jnp.ones(2), opt.init(jnp.array([1.0, 0.0])))
