@@ -5,6 +5,13 @@ from ._composition import (
     suzuki_fractal as suzuki_fractal,
     triple_jump as triple_jump,
 )
+from ._implicit import (
+    ButcherTableau as ButcherTableau,
+    GaussLegendre as GaussLegendre,
+    ImplicitMidpoint as ImplicitMidpoint,
+    ImplicitRungeKutta as ImplicitRungeKutta,
+    gauss_legendre_tableau as gauss_legendre_tableau,
+)
 from ._methods import (
     BlanesMoan4 as BlanesMoan4,
     BlanesMoan4General as BlanesMoan4General,
@@ -31,7 +38,9 @@ from ._methods import (
 from ._solve_fixed import FixedSolution as FixedSolution, solve_fixed as solve_fixed
 from ._splitting import (
     AbstractSplitting as AbstractSplitting,
+    ConformalSplitting as ConformalSplitting,
     ExplicitSplitting as ExplicitSplitting,
+    conformal as conformal,
 )
 from ._tableau import SplittingTableau as SplittingTableau
 from ._terms import separable_terms as separable_terms, split_force_terms as split_force_terms

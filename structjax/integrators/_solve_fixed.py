@@ -48,9 +48,14 @@ def _check_step(dt):
 def _step_fn(solver, terms, args, y, state, t, dt):
     """One step of any diffrax solver (splittings without their dense-output work)."""
     if isinstance(solver, AbstractSplitting):
-        y1, f1 = _apply(solver._plan, terms, t, dt, y, args, state)
+        y1, f1 = _apply(solver._plan, terms, t, dt, y, args, state, solver._damping)
         return y1, (f1 if solver.tableau.fsal else None)
-    y1, _, _, state, _ = solver.step(terms, t, t + dt, y, args, state, False)
+    y1, _, _, state, result = solver.step(terms, t, t + dt, y, args, state, False)
+    # A failed step (an implicit method's stage solve that did not converge) is an error,
+    # never a silently wrong trajectory.
+    y1 = eqx.error_if(
+        y1, result != diffrax.RESULTS.successful, f"{type(solver).__name__}: a step failed."
+    )
     return y1, state
 
 
@@ -107,7 +112,8 @@ def _forward_merged(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int)
 
 
 def _forward_any(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
-    if isinstance(solver, AbstractSplitting) and solver.tableau.fsal:
+    # (a damped kick does not merge with the next one: conformal methods step plainly)
+    if isinstance(solver, AbstractSplitting) and solver.tableau.fsal and solver._damping is None:
         return _forward_merged(solver, terms, y0, args, t0, dt, num_steps, chunk)
     return _forward(solver, terms, y0, args, t0, dt, num_steps, chunk)
 
@@ -244,6 +250,13 @@ def solve_fixed(
             "`adjoint='reversible'` needs a structjax splitting method, whose steps invert "
             f"exactly; {type(solver).__name__} does not."
         )
+    if adjoint == "reversible" and isinstance(solver, AbstractSplitting):
+        if solver._damping is not None:
+            raise ValueError(
+                "`adjoint='reversible'` refuses a conformal (damped) method: its inverse steps "
+                "multiply rounding errors by e^{damping * dt} each, so the rebuilt trajectory "
+                "would be wrong after a long run. Use `adjoint='autodiff'`."
+            )
     if isinstance(solver, AbstractSplitting):
         _check_terms(terms, y0)
         _check_rkn(solver.tableau, type(solver).__name__, terms[0], y0[1], args, t0)

@@ -1,0 +1,154 @@
+"""Gauss–Legendre collocation: the published tables, order 2s, symplecticity and quadratic
+invariants for non-separable systems, optimistix root finders, failures that are never
+silent, jit/vmap/grad."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+
+import structjax.integrators as si
+from structjax.check import convergence_order, symplecticity_error
+
+
+def _hamiltonian(q, p):
+    """Non-separable: the kinetic part depends on q."""
+    return 0.5 * (q @ q + p @ p) + 0.1 * (q @ q) * (p @ p) + jnp.sum(jnp.sin(q))
+
+
+def _vf(t, y, args):
+    q, p = y
+    return jax.grad(_hamiltonian, 1)(q, p), -jax.grad(_hamiltonian, 0)(q, p)
+
+
+TERM = diffrax.ODETerm(_vf)
+Y0 = (jnp.array([0.5, -0.3]), jnp.array([0.2, 0.4]))
+T1 = 1.0
+REFERENCE = jax.tree_util.tree_map(
+    lambda a: a[-1],
+    diffrax.diffeqsolve(TERM, diffrax.Dopri8(), 0.0, T1, 0.01, Y0,
+                        stepsize_controller=diffrax.PIDController(rtol=1e-14, atol=1e-14)).ys,
+)  # fmt: skip
+FIXED_POINT = optx.FixedPointIteration(rtol=1e-14, atol=1e-14)
+
+
+def test_tables_are_the_published_ones():
+    r3, r15 = np.sqrt(3), np.sqrt(15)
+    # HLW, GNI, Table II.1.1 (s = 2); Hairer & Wanner, ODEs II, Table IV.5.2 (s = 3)
+    published = {
+        1: ([[0.5]], [1.0], [0.5]),
+        2: ([[1 / 4, 1 / 4 - r3 / 6], [1 / 4 + r3 / 6, 1 / 4]], [0.5, 0.5],
+            [0.5 - r3 / 6, 0.5 + r3 / 6]),
+        3: ([[5 / 36, 2 / 9 - r15 / 15, 5 / 36 - r15 / 30],
+             [5 / 36 + r15 / 24, 2 / 9, 5 / 36 - r15 / 24],
+             [5 / 36 + r15 / 30, 2 / 9 + r15 / 15, 5 / 36]],
+            [5 / 18, 4 / 9, 5 / 18], [0.5 - r15 / 10, 0.5, 0.5 + r15 / 10]),
+    }  # fmt: skip
+    for s, (a, b, c) in published.items():
+        tab = si.gauss_legendre_tableau(s)
+        ours = tab.arrays()
+        for x, y in zip(ours, (a, b, c)):
+            assert np.max(np.abs(x - np.asarray(y))) < 1e-15
+        assert tab.order == 2 * s
+        assert tab.symplecticity_defect() < 1e-15
+    assert si.gauss_legendre_tableau(5).symplecticity_defect() < 1e-14
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+@pytest.mark.parametrize("finder", ["newton", "fixed_point"])
+def test_order(stages, finder):
+    solver = si.GaussLegendre(stages, FIXED_POINT if finder == "fixed_point" else None, 200)
+    run = jax.jit(lambda dt, n: si.solve_fixed(TERM, solver, Y0, dt=dt, num_steps=n).y1,
+                  static_argnums=1)  # fmt: skip
+    ns = {1: [16, 32, 64], 2: [8, 16, 32], 3: [4, 6, 8]}[stages]
+    measured = convergence_order(lambda dt: run(dt, round(T1 / dt)), [T1 / n for n in ns],
+                                 REFERENCE)  # fmt: skip
+    assert abs(measured - 2 * stages) < 0.3, measured
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_symplectic_for_a_non_separable_hamiltonian(stages):
+    solver = si.GaussLegendre(stages)
+    err = symplecticity_error(lambda q, p: solver.one_step(TERM, 0.0, 0.3, (q, p)), *Y0)
+    assert float(err) < 1e-12
+    # the certificate is not blind: an explicit RK method of the same order is not
+    tsit = diffrax.Tsit5()
+
+    def explicit(q, p):
+        state = tsit.init(TERM, 0.0, 0.3, (q, p), None)
+        return tsit.step(TERM, 0.0, 0.3, (q, p), None, state, False)[0]
+
+    assert float(symplecticity_error(explicit, *Y0)) > 1e-6
+
+
+def test_quadratic_invariants_of_the_free_rigid_body():
+    # Euler's equations m' = m x (I^-1 m): |m|^2 and the energy m.I^-1 m / 2 are quadratic
+    # invariants, conserved exactly by every Gauss method (HLW, GNI, Thm IV.2.1).
+    inertia = jnp.array([1.0, 2.0, 3.5])
+    term = diffrax.ODETerm(lambda t, m, a: jnp.cross(m, m / inertia))
+    m0 = jnp.array([0.3, 1.0, -0.4])
+    out = si.solve_fixed(term, si.GaussLegendre(2), m0, dt=0.1, num_steps=2000, save_every=100)
+    ms = jnp.concatenate([m0[None], out.ys])
+    casimir = jnp.sum(ms**2, -1)
+    energy = 0.5 * jnp.sum(ms**2 / inertia, -1)
+    assert float(jnp.max(jnp.abs(casimir - casimir[0]))) < 1e-12
+    assert float(jnp.max(jnp.abs(energy - energy[0]))) < 1e-12
+    # an explicit method of higher order drifts on both
+    sol = diffrax.diffeqsolve(term, diffrax.Tsit5(), 0.0, 200.0, 0.1, m0)
+    assert abs(float(jnp.sum(sol.ys[-1] ** 2) - casimir[0])) > 1e-10
+
+
+def test_pytree_state_diffeqsolve_and_solve_fixed_agree():
+    solver = si.GaussLegendre(2)
+    a = si.solve_fixed(TERM, solver, Y0, dt=0.1, num_steps=10).y1
+    sol = diffrax.diffeqsolve(TERM, solver, 0.0, 1.0, 0.1, Y0)
+    assert sol.result == diffrax.RESULTS.successful
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(sol.ys)):
+        assert float(jnp.max(jnp.abs(x - y[-1]))) < 1e-13
+
+
+def test_jit_vmap_grad_no_retrace():
+    solver = si.GaussLegendre(2)
+    traces = []
+
+    @jax.jit
+    def final_q0(q0):
+        traces.append(1)
+        return si.solve_fixed(TERM, solver, (q0, Y0[1]), dt=0.1, num_steps=10).y1[0][0]
+
+    g = jax.grad(final_q0)(Y0[0])
+    e = jnp.array([1e-6, 0.0])
+    fd = (final_q0(Y0[0] + e) - final_q0(Y0[0] - e)) / 2e-6
+    assert float(g[0]) == pytest.approx(float(fd), rel=1e-6)
+    n = len(traces)
+    final_q0(Y0[0] * 1.1)
+    assert len(traces) == n
+    batch = jnp.stack([Y0[0], 0.5 * Y0[0]])
+    assert float(jax.vmap(final_q0)(batch)[1]) == pytest.approx(float(final_q0(batch[1])),
+                                                                 rel=1e-12)  # fmt: skip
+
+
+def test_float32():
+    y32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), Y0)
+    out = si.solve_fixed(TERM, si.GaussLegendre(2), y32, dt=0.1, num_steps=10).y1
+    assert out[0].dtype == jnp.float32
+    assert float(jnp.max(jnp.abs(out[0].astype(jnp.float64) - REFERENCE[0]))) < 1e-5
+
+
+def test_failures_are_never_silent():
+    # a root finder given too few iterations for a large step does not converge
+    solver = si.GaussLegendre(2, max_steps=2)
+    with pytest.raises(Exception, match="a step failed"):
+        si.solve_fixed(TERM, solver, Y0, dt=0.5, num_steps=3)
+    sol = diffrax.diffeqsolve(TERM, solver, 0.0, 1.5, 0.5, Y0, throw=False)
+    assert sol.result != diffrax.RESULTS.successful
+    with pytest.raises(ValueError, match="not compatible with solver"):  # diffrax's check
+        diffrax.diffeqsolve(si.separable_terms(lambda p, a: p @ p, lambda q, a: q @ q),
+                            si.GaussLegendre(2), 0.0, 1.0, 0.1, Y0)  # fmt: skip
+    with pytest.raises(ValueError, match="takes ONE term"):
+        diffrax.diffeqsolve(diffrax.MultiTerm(TERM, TERM), si.GaussLegendre(2), 0.0, 1.0, 0.1,
+                            Y0)  # fmt: skip
+    with pytest.raises(ValueError, match="positive int"):
+        si.gauss_legendre_tableau(0)
