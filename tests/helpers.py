@@ -1,5 +1,6 @@
 """Small helpers shared by the tests, and the test problems."""
 
+import diffrax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
@@ -56,3 +57,19 @@ METHODS = {cls.__name__: cls for cls in ALL_METHODS} | {
     "Suzuki(VelocityVerlet)": lambda: si.suzuki_fractal(si.VelocityVerlet()),
     "Composition(McAte42)": lambda: si.Composition(si.McAte42(), (_G5, 1 - 2 * _G5, _G5)),
 }
+
+
+def dopri8_reference(vf, y0, t1):
+    """The solution at `t1` of `dy/dt = vf(t, y, args)` by diffrax's Dopri8 at rtol = atol
+    = 1e-14: the reference of the order tests."""
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(vf),
+        diffrax.Dopri8(),
+        0.0,
+        t1,
+        0.01,
+        y0,
+        stepsize_controller=diffrax.PIDController(rtol=1e-14, atol=1e-14),
+        max_steps=100_000,
+    )
+    return jtu.tree_map(lambda y: y[-1], sol.ys)

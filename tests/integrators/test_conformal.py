@@ -11,7 +11,7 @@ import pytest
 import structjax.integrators as si
 from structjax.check import conformal_symplecticity_error, convergence_order
 
-from ..helpers import METHODS, NEWTON, Y0, tree_max_abs_diff
+from ..helpers import METHODS, NEWTON, Y0, dopri8_reference, tree_max_abs_diff
 
 GAMMA = 0.4
 T1 = 2.0
@@ -27,17 +27,7 @@ def _damped_vf(terms, gamma):
 
 
 def _reference(gamma):
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(_damped_vf(NEWTON, gamma)),
-        diffrax.Dopri8(),
-        0.0,
-        T1,
-        0.01,
-        Y0,
-        stepsize_controller=diffrax.PIDController(rtol=1e-14, atol=1e-14),
-        max_steps=100_000,
-    )
-    return jax.tree_util.tree_map(lambda y: y[-1], sol.ys)
+    return dopri8_reference(_damped_vf(NEWTON, gamma), Y0, T1)
 
 
 REFERENCE = _reference(GAMMA)

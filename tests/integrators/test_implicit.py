@@ -12,6 +12,8 @@ import pytest
 import structjax.integrators as si
 from structjax.check import convergence_order, symplecticity_error
 
+from ..helpers import dopri8_reference
+
 
 def _hamiltonian(q, p):
     """Non-separable: the kinetic part depends on q."""
@@ -26,11 +28,7 @@ def _vf(t, y, args):
 TERM = diffrax.ODETerm(_vf)
 Y0 = (jnp.array([0.5, -0.3]), jnp.array([0.2, 0.4]))
 T1 = 1.0
-REFERENCE = jax.tree_util.tree_map(
-    lambda a: a[-1],
-    diffrax.diffeqsolve(TERM, diffrax.Dopri8(), 0.0, T1, 0.01, Y0,
-                        stepsize_controller=diffrax.PIDController(rtol=1e-14, atol=1e-14)).ys,
-)  # fmt: skip
+REFERENCE = dopri8_reference(_vf, Y0, T1)
 FIXED_POINT = optx.FixedPointIteration(rtol=1e-14, atol=1e-14)
 
 

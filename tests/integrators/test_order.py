@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,23 +10,13 @@ import pytest
 import structjax.integrators as si
 from structjax.check import convergence_order
 
-from ..helpers import GENERAL, METHODS, NEWTON, Y0
+from ..helpers import GENERAL, METHODS, NEWTON, Y0, dopri8_reference
 
 T1 = 2.0
 
 
 def _reference(terms):
-    sol = diffrax.diffeqsolve(
-        diffrax.MultiTerm(*(diffrax.ODETerm(_joint(terms)),)),
-        diffrax.Dopri8(),
-        0.0,
-        T1,
-        0.01,
-        Y0,
-        stepsize_controller=diffrax.PIDController(rtol=1e-14, atol=1e-14),
-        max_steps=100_000,
-    )
-    return jax.tree_util.tree_map(lambda y: y[-1], sol.ys)
+    return dopri8_reference(_joint(terms), Y0, T1)
 
 
 def _joint(terms):
