@@ -3,6 +3,7 @@
 from ._hamiltonian import (
     EnergyError as EnergyError,
     conformal_symplecticity_error as conformal_symplecticity_error,
+    constraint_violation as constraint_violation,
     convergence_order as convergence_order,
     energy_error as energy_error,
     reversibility_error as reversibility_error,

@@ -159,3 +159,26 @@ def convergence_order(
         raise ValueError(f"An error is exactly zero ({errors}): choose larger step sizes.")
     slope = np.polyfit(np.log(np.asarray(dts, float)), np.log(np.asarray(errors)), 1)[0]
     return float(slope)
+
+
+def constraint_violation(
+    g: Callable[[PyTree], Array],
+    q: PyTree,
+    p: PyTree,
+    velocity: Callable[[PyTree], PyTree] | None = None,
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """How far `(q, p)` is from the constraint manifold of $g(q) = 0$: the position
+    constraint $\\max|g(q)|$ and the hidden velocity constraint
+    $\\max|G(q)\\,\\dot q|$, $G = \\partial g/\\partial q$, $\\dot q$ = `velocity(p)`
+    ($\\partial T/\\partial p$; `p` itself by default, unit mass). Both vanish along an exact
+    constrained motion (HLW, GNI, Sec. VII.1.1).
+
+    **Returns:** `(position, velocity)`, two scalars.
+    """
+    flat_q, unravel = ravel_pytree(q)
+    v = ravel_pytree(p if velocity is None else velocity(p))[0]
+
+    def flat_g(x):
+        return jnp.ravel(g(unravel(x)))
+
+    return jnp.max(jnp.abs(flat_g(flat_q))), jnp.max(jnp.abs(jax.jacfwd(flat_g)(flat_q) @ v))

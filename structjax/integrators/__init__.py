@@ -35,6 +35,7 @@ from ._methods import (
     VerletLeapfrog as VerletLeapfrog,
     Yoshida6 as Yoshida6,
 )
+from ._rattle import Rattle as Rattle
 from ._solve_fixed import FixedSolution as FixedSolution, solve_fixed as solve_fixed
 from ._splitting import (
     AbstractSplitting as AbstractSplitting,

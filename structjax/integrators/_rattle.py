@@ -1,0 +1,147 @@
+"""RATTLE for holonomic constraints g(q) = 0: positions and velocities both on the
+constraint manifold, the multipliers from optimistix (Newton) and lineax."""
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import lineax as lx
+import optimistix as optx
+from jax.flatten_util import ravel_pytree
+
+from ..check._hamiltonian import constraint_violation
+from ._splitting import _check_terms
+
+
+class Rattle(diffrax.AbstractSolver):
+    """RATTLE (Andersen 1983; Leimkuhler & Skeel 1994) for
+    $H = T(p) + U(q)$ with $T$ quadratic, under holonomic constraints $g(q) = 0$
+    (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, Sec. VII.1.4, eq. (1.26)):
+
+    $p_{1/2} = p_0 - \\tfrac h2 (\\nabla U(q_0) + G(q_0)^\\top\\lambda)$,
+    $q_1 = q_0 + h\\,\\nabla T(p_{1/2})$ with $\\lambda$ such that $g(q_1) = 0$;
+    $p_1 = p_{1/2} - \\tfrac h2 (\\nabla U(q_1) + G(q_1)^\\top\\mu)$ with $\\mu$ such that
+    $G(q_1)\\nabla T(p_1) = 0$ (the hidden velocity constraint), $G = \\partial g/\\partial q$.
+
+    Second order, symmetric, symplectic on the constraint manifold. $\\lambda$ comes from
+    an `optimistix` root finder (Newton by default, tolerance a field), $\\mu$ from a
+    `lineax` solve (it is linear). A stage that does not converge is a diffrax `RESULTS`
+    failure, and an error in `solve_fixed`.
+
+    Use with `terms = separable_terms(kinetic, potential)` (T quadratic: its gradient is
+    linear in p), `y0 = (q0, p0)` on the constraint manifold.
+
+    **Arguments:**
+
+    - `constraint`: `g(q, args) -> array` of the m constraints (any pytree `q`).
+    - `root_finder`: for $\\lambda$ (solved as $h^2\\lambda/2$, in units of length);
+        default `optimistix.Newton` with `rtol = atol = 1e-13` in float64, `1e3 eps` in
+        lower precision.
+    - `max_steps`: its iteration limit.
+    """
+
+    term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
+    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
+        diffrax.ThirdOrderHermitePolynomialInterpolation
+    )
+    constraint: Callable = eqx.field(static=True)
+    root_finder: optx.AbstractRootFinder | None = None
+    max_steps: int = eqx.field(static=True, default=32)
+
+    def order(self, terms) -> int:
+        return 2
+
+    def error_order(self, terms):
+        return None
+
+    def init(self, terms, t0, t1, y0, args):
+        _check_terms(terms, y0)
+        pos, vel = self.violation(terms, t0, y0, args)
+        dtype = jnp.result_type(*jtu.tree_leaves(y0[0]))
+        tol = 1e-8 if dtype == jnp.float64 else 1e-4
+        message = (
+            "Rattle: the initial state is off the constraint manifold: |g(q0)| or "
+            f"|G(q0) dT/dp(p0)| > {tol:g}. Start from a q0 with g(q0) = 0 and a velocity "
+            "tangent to it."
+        )
+        if not isinstance(pos, jax.core.Tracer):
+            if not (float(pos) <= tol and float(vel) <= tol):
+                raise ValueError(f"{message} (got {float(pos):.2e}, {float(vel):.2e})")
+        # Under a trace the check runs with the program: the (empty) state carries it.
+        return eqx.error_if(jnp.zeros((), dtype), ~((pos <= tol) & (vel <= tol)), message)
+
+    def violation(self, terms, t, y, args):
+        """`(max |g(q)|, max |G(q) dT/dp(p)|)` at `y`: `check.constraint_violation`."""
+        q, p = y
+        return constraint_violation(
+            lambda q: self.constraint(q, args), q, p, lambda p: terms[0].vf(t, p, args)
+        )
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        term_q, term_p = terms
+        h = t1 - t0
+        q0, p0 = y0
+        flat_q0, unravel_q = ravel_pytree(q0)
+        flat_p0, unravel_p = ravel_pytree(p0)
+        dtype = flat_q0.dtype
+        hh = jnp.asarray(h).astype(dtype)
+
+        def g(x):
+            return jnp.ravel(self.constraint(unravel_q(x), args))
+
+        def velocity(fp, t):  # dT/dp, linear in p
+            return ravel_pytree(term_q.vf(t, unravel_p(fp), args))[0]
+
+        def force(fq, t):  # -grad U
+            return ravel_pytree(term_p.vf(t, unravel_q(fq), args))[0]
+
+        jac0 = jax.jacfwd(g)(flat_q0)
+        p_free = flat_p0 + 0.5 * hh * force(flat_q0, t0)
+
+        def q_of(nu):
+            # nu = h^2 lambda / 2, the multiplier in units of length: its rounding does not
+            # grow as h shrinks, so one tolerance fits every step size.
+            p_half = p_free - (jac0.T @ nu) / hh
+            return flat_q0 + hh * velocity(p_half, t0 + 0.5 * h), p_half
+
+        root_finder = self.root_finder
+        if root_finder is None:
+            tol = max(1e-13, 1e3 * float(jnp.finfo(dtype).eps))
+            root_finder = optx.Newton(rtol=tol, atol=tol)
+        lam0 = jnp.zeros(jac0.shape[0], dtype)
+        sol = optx.root_find(lambda lam, _: g(q_of(lam)[0]), root_finder, lam0, throw=False,
+                             max_steps=self.max_steps)  # fmt: skip
+        q1, p_half = q_of(sol.value)
+        jac1 = jax.jacfwd(g)(q1)
+        p_free1 = p_half + 0.5 * hh * force(q1, t1)
+        # m = h mu / 2 solves G1 V (p_free1 - G1^T m) = 0, V = dT/dp (linear): K m = G1 V p_free1
+        # with K = G1 V G1^T, symmetric positive definite for a positive definite mass (and
+        # for either sign of h).
+        k = jax.vmap(lambda row: jac1 @ velocity(row, t1))(jac1).T
+        rhs = jac1 @ velocity(p_free1, t1)
+        operator = lx.MatrixLinearOperator(k, lx.positive_semidefinite_tag)
+        m = lx.linear_solve(operator, rhs, lx.Cholesky()).value
+        p1 = p_free1 - jac1.T @ m
+        # Tie the initial-state check carried by `solver_state` (see `init`) to the output, so
+        # that a compiled program cannot drop it (adding an exact zero).
+        if solver_state is not None:
+            q1 = q1 + jnp.zeros((), dtype) * solver_state
+        y1 = (unravel_q(q1), unravel_p(p1))
+        k0 = jtu.tree_map(lambda v: hh * v, self.func(terms, t0, y0, args))
+        k1 = jtu.tree_map(lambda v: hh * v, self.func(terms, t1, y1, args))
+        result = diffrax.RESULTS.promote(sol.result)
+        return y1, None, dict(y0=y0, y1=y1, k0=k0, k1=k1), solver_state, result
+
+    def func(self, terms, t0, y0, args):
+        # The unconstrained vector field (for dense output only).
+        q, p = y0
+        return terms[0].vf(t0, p, args), terms[1].vf(t0, q, args)
+
+    def one_step(self, terms, t0, h, y0, args=None):
+        """One step as a pure function (for certificates); raises if the solve failed."""
+        y1, _, _, _, result = self.step(terms, t0, t0 + h, y0, args, None, False)
+        return eqx.error_if(y1, result != diffrax.RESULTS.successful, "RATTLE: solve failed")
