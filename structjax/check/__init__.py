@@ -9,6 +9,7 @@ from ._hamiltonian import (
     reversibility_error as reversibility_error,
     symplecticity_error as symplecticity_error,
 )
+from ._lie import lie_group_error as lie_group_error
 from ._manifolds import (
     RetractionCheck as RetractionCheck,
     check_retraction as check_retraction,

@@ -12,6 +12,13 @@ from ._implicit import (
     ImplicitRungeKutta as ImplicitRungeKutta,
     gauss_legendre_tableau as gauss_legendre_tableau,
 )
+from ._lie import (
+    RKMK as RKMK,
+    CrouchGrossman3 as CrouchGrossman3,
+    LieGroupRK as LieGroupRK,
+    cayley_map as cayley_map,
+    rodrigues as rodrigues,
+)
 from ._methods import (
     BlanesMoan4 as BlanesMoan4,
     BlanesMoan4General as BlanesMoan4General,

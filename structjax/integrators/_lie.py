@@ -1,0 +1,225 @@
+"""Lie-group integrators: Runge–Kutta–Munthe-Kaas and Crouch–Grossman, for $\\dot Y = A(t, Y)\\,Y$
+with $A$ in a matrix Lie algebra, so that $Y$ stays on its group (or homogeneous space) to
+rounding, whatever the step."""
+
+from collections.abc import Callable
+from typing import ClassVar
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import jax.tree_util as jtu
+
+from ..check._lie import lie_group_error
+
+# Explicit Runge–Kutta tableaux (a, b, c) of orders 1 to 4 for RKMK: forward Euler; the
+# explicit midpoint rule (Runge 1895); Kutta's third-order method (Kutta 1901); the classical
+# fourth-order method. Hairer, Nørsett & Wanner, *Solving ODEs I*, Sec. II.1, Table 1.1 and
+# eq. (1.9).
+_RK = {
+    1: (((0.0,),), (1.0,), (0.0,)),
+    2: (((0.0, 0.0), (0.5, 0.0)), (0.0, 1.0), (0.0, 0.5)),
+    3: (
+        ((0.0, 0.0, 0.0), (0.5, 0.0, 0.0), (-1.0, 2.0, 0.0)),
+        (1 / 6, 2 / 3, 1 / 6),
+        (0.0, 0.5, 1.0),
+    ),
+    4: (
+        ((0.0, 0.0, 0.0, 0.0), (0.5, 0.0, 0.0, 0.0), (0.0, 0.5, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0)),
+        (1 / 6, 1 / 3, 1 / 3, 1 / 6),
+        (0.0, 0.5, 0.5, 1.0),
+    ),
+}
+# Crouch & Grossman (1993), the three-stage method of order 3 (Hairer, Lubich & Wanner,
+# *Geometric Numerical Integration*, Sec. IV.8.1, eq. (8.5) and its coefficients).
+_CG3 = (
+    ((0.0, 0.0, 0.0), (3 / 4, 0.0, 0.0), (119 / 216, 17 / 108, 0.0)),
+    (13 / 51, -2 / 3, 24 / 17),
+    (0.0, 3 / 4, 17 / 24),
+)
+EXPS = ("auto", "rodrigues", "expm", "cayley")
+
+
+def _bracket(a, b):
+    return a @ b - b @ a
+
+
+def rodrigues(w):
+    """$\\exp(W)$ for a 3 x 3 skew-symmetric $W$: $I + \\frac{\\sin\\theta}{\\theta}W +
+    \\frac{1 - \\cos\\theta}{\\theta^2}W^2$ (Rodrigues' formula), with Taylor series of both
+    coefficients below $\\theta = 10^{-3}$, so that it and its derivatives are accurate at
+    $W = 0$."""
+    theta2 = 0.5 * jnp.sum(w * w, axis=(-2, -1))  # |omega|^2 for W = hat(omega)
+    small = theta2 < 1e-6
+    t2 = jnp.where(small, jnp.ones_like(theta2), theta2)
+    theta = jnp.sqrt(t2)
+    a = jnp.where(small, 1 - theta2 / 6 + theta2**2 / 120, jnp.sin(theta) / theta)
+    b = jnp.where(small, 0.5 - theta2 / 24 + theta2**2 / 720, (1 - jnp.cos(theta)) / t2)
+    eye = jnp.eye(3, dtype=w.dtype)
+    return eye + a[..., None, None] * w + b[..., None, None] * (w @ w)
+
+
+def cayley_map(w):
+    """$\\mathrm{cay}(W) = (I - W/2)^{-1}(I + W/2)$: orthogonal for skew $W$ (quadratic
+    groups only), no series, one linear solve."""
+    eye = jnp.eye(w.shape[-1], dtype=w.dtype)
+    return jnp.linalg.solve(eye - 0.5 * w, eye + 0.5 * w)
+
+
+class LieGroupRK(diffrax.AbstractSolver):
+    """A Lie-group Runge–Kutta method for $\\dot Y = A(t, Y)\\,Y$ (left action), the term's
+    vector field returning the algebra element $A(t, Y)$ (a square matrix; a pytree of
+    them for a pytree of $Y$s, each acted on by its own, as for a product group). $Y$ is a
+    group element (SO(n), SE(3), ...) or a point of a homogeneous space acted on by the group
+    (the sphere in $\\mathbb{R}^3$ by SO(3), the Stiefel manifold by SO(n)).
+
+    - `kind="rkmk"`: Runge–Kutta–Munthe-Kaas (Munthe-Kaas 1999; Iserles, Munthe-Kaas, Nørsett
+      & Zanna 2000, Acta Numerica, Sec. 5; HLW GNI IV.8.2): an explicit RK method of order p
+      in the algebra, $\\Theta_i = \\sum_j a_{ij}K_j$,
+      $K_i = h\\,\\mathrm{dexp}^{-1}_{\\Theta_i}A(t_0 + c_ih, \\exp(\\Theta_i)Y_0)$,
+      $Y_1 = \\exp(\\sum_i b_iK_i)Y_0$, with $\\mathrm{dexp}^{-1}_\\Omega = \\sum_k
+      \\frac{B_k}{k!}\\mathrm{ad}_\\Omega^k$ truncated after $k = p - 2$ (Munthe-Kaas 1999:
+      enough for order p). With `exp="cayley"` it is the Cayley-RKMK method, using the exact
+      $\\mathrm{dcay}^{-1}_\\Omega X = X - \\frac12[\\Omega, X] - \\frac14\\Omega X\\Omega$
+      (Iserles 2001, "On Cayley-transform methods for the discretization of Lie-group
+      equations").
+    - `kind="crouch_grossman"`: $Y_i = \\exp(ha_{i,i-1}F_{i-1})\\cdots\\exp(ha_{i1}F_1)Y_0$,
+      $F_i = A(t_0 + c_ih, Y_i)$, $Y_1 = \\exp(hb_sF_s)\\cdots\\exp(hb_1F_1)Y_0$ (Crouch &
+      Grossman 1993; HLW GNI IV.8.1), with their 3-stage order-3 coefficients. No commutators.
+
+    **Arguments:** build with `RKMK(order, exp=...)` or `CrouchGrossman3(exp=...)`.
+
+    - `exp`: `"auto"` (Rodrigues' formula for 3 x 3, `expm` otherwise), `"rodrigues"`,
+      `"expm"` (`jax.scipy.linalg.expm`, Padé with scaling and squaring) or `"cayley"`
+      (quadratic groups such as SO(n) only; RKMK only).
+    - `group`: optional, `"SO"`, `"O"`, `"SE"` or `"Stiefel"`: then `init` refuses a state
+      more than 1e-8 (1e-4 in float32) off that group (`check.lie_group_error`).
+    """
+
+    term_structure: ClassVar = diffrax.AbstractTerm
+    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
+        diffrax.LocalLinearInterpolation
+    )
+    kind: str = eqx.field(static=True)
+    tableau: tuple = eqx.field(static=True)
+    method_order: int = eqx.field(static=True)
+    exp: str = eqx.field(static=True, default="auto")
+    group: str | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.kind not in ("rkmk", "crouch_grossman"):
+            raise ValueError(f"`kind` must be 'rkmk' or 'crouch_grossman', got {self.kind!r}.")
+        if self.exp not in EXPS:
+            raise ValueError(f"`exp` must be one of {EXPS}, got {self.exp!r}.")
+        if self.exp == "cayley" and self.kind != "rkmk":
+            raise ValueError("`exp='cayley'` needs RKMK (its dcay^-1 is exact); Crouch–Grossman "
+                             "coefficients assume the exponential.")  # fmt: skip
+
+    def order(self, terms) -> int:
+        return self.method_order
+
+    def error_order(self, terms):
+        return None
+
+    def _exp(self, w):
+        if self.exp == "cayley":
+            return cayley_map(w)
+        if self.exp == "rodrigues" or (self.exp == "auto" and w.shape[-2:] == (3, 3)):
+            if w.shape[-2:] != (3, 3):
+                raise ValueError(f"`exp='rodrigues'` is for 3 x 3 algebras, got {w.shape}.")
+            return rodrigues(w)
+        with jax.default_matmul_precision("highest"):
+            return jsl.expm(w)
+
+    def _dexpinv(self, omega, x):
+        if self.exp == "cayley":
+            return x - 0.5 * _bracket(omega, x) - 0.25 * omega @ x @ omega
+        out, ad = x, x
+        # Bernoulli numbers B_k / k!: 1, -1/2, 1/12, 0, -1/720 (terms k = 0 .. p - 2)
+        coeffs = (-0.5, 1 / 12, 0.0, -1 / 720)
+        for k in range(1, self.method_order - 1):
+            ad = _bracket(omega, ad)
+            if coeffs[k - 1]:
+                out = out + coeffs[k - 1] * ad
+        return out
+
+    @staticmethod
+    def _algebra(terms, t, y, args):
+        # The raw vector field: ODETerm.vf would broadcast the algebra element to y's shape.
+        return terms.vector_field(t, y, args)
+
+    def init(self, terms, t0, t1, y0, args):
+        if type(terms) is not diffrax.ODETerm:
+            raise ValueError(
+                f"{type(self).__name__} takes one `diffrax.ODETerm` whose vector field returns "
+                f"the Lie-algebra element A(t, y) of y' = A y, got {type(terms).__name__}."
+            )
+        if self.group is None:
+            return None
+        leaves = jtu.tree_leaves(y0)
+        err = jnp.max(jnp.stack([jnp.max(lie_group_error(y, self.group)) for y in leaves]))
+        tol = 1e-8 if jnp.result_type(*leaves) == jnp.float64 else 1e-4
+        if not isinstance(err, jax.core.Tracer) and not float(err) <= tol:
+            raise ValueError(
+                f"{type(self).__name__}: the initial state is {float(err):.2e} off {self.group} "
+                f"(> {tol:g}); project it onto the group first."
+            )
+        return None
+
+    def _act(self, g, y):
+        return jtu.tree_map(lambda m, v: (m @ v).astype(v.dtype), g, y)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        h = t1 - t0
+        a, b, c = self.tableau
+        s = len(b)
+        dtype = jnp.result_type(*jtu.tree_leaves(y0))
+        hy = jnp.asarray(h).astype(dtype)
+        exp_tree = lambda w: jtu.tree_map(self._exp, w)  # noqa: E731
+        ks = []
+        if self.kind == "rkmk":
+            for i in range(s):
+                theta = None
+                for j in range(i):
+                    if a[i][j]:
+                        term = jtu.tree_map(lambda k: a[i][j] * k, ks[j])
+                        theta = term if theta is None else jtu.tree_map(jnp.add, theta, term)
+                yi = y0 if theta is None else self._act(exp_tree(theta), y0)
+                ai = self._algebra(terms, t0 + c[i] * h, yi, args)
+                ki = jtu.tree_map(lambda x: hy * x, ai)
+                if theta is not None:
+                    ki = jtu.tree_map(self._dexpinv, theta, ki)
+                ks.append(ki)
+            big = jtu.tree_map(lambda *k: sum(bi * ki for bi, ki in zip(b, k) if bi), *ks)
+            y1 = self._act(exp_tree(big), y0)
+        else:
+            fs = []
+            for i in range(s):
+                yi = y0
+                for j in range(i):
+                    yi = self._act(exp_tree(jtu.tree_map(lambda f: hy * a[i][j] * f, fs[j])), yi)
+                fs.append(self._algebra(terms, t0 + c[i] * h, yi, args))
+            y1 = y0
+            for i in range(s):
+                y1 = self._act(exp_tree(jtu.tree_map(lambda f: hy * b[i] * f, fs[i])), y1)
+        return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return self._act(self._algebra(terms, t0, y0, args), y0)
+
+    def one_step(self, terms, t0, h, y0, args=None):
+        return self.step(terms, t0, t0 + h, y0, args, None, False)[0]
+
+
+def RKMK(order: int = 4, exp: str = "auto", group: str | None = None) -> LieGroupRK:  # noqa: N802
+    """The Runge–Kutta–Munthe-Kaas method of `order` 1 to 4 (see `LieGroupRK`)."""
+    if order not in _RK:
+        raise ValueError(f"RKMK `order` must be 1, 2, 3 or 4, got {order!r}.")
+    return LieGroupRK("rkmk", _RK[order], order, exp, group)
+
+
+def CrouchGrossman3(exp: str = "auto", group: str | None = None) -> LieGroupRK:  # noqa: N802
+    """The 3-stage, order-3 Crouch–Grossman method (see `LieGroupRK`)."""
+    return LieGroupRK("crouch_grossman", _CG3, 3, exp, group)

@@ -1,0 +1,156 @@
+"""Lie-group integrators: orders 1 to 4, states on the group to rounding over 10^5 steps
+where a plain RK method of the embedded ODE drifts, SO(3), SE(3), Stiefel, and errors."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+import pytest
+
+import structjax.integrators as si
+from structjax.check import convergence_order, lie_group_error
+
+from ..helpers import dopri8_reference
+
+INERTIA = jnp.array([1.0, 2.0, 3.5])
+
+
+def hat(w):
+    return jnp.array([[0.0, -w[2], w[1]], [w[2], 0.0, -w[0]], [-w[1], w[0], 0.0]])
+
+
+def _rigid_body(t, y, args):
+    """Free rigid body: y = (R^T, m), both moved by A = hat(-I^-1 m): (R^T)' = A R^T is the
+    attitude, m' = m x I^-1 m = A m Euler's equations (body angular momentum)."""
+    a = hat(-y[1][:, 0] / INERTIA)
+    return a, a
+
+
+RIGID = diffrax.ODETerm(_rigid_body)
+Y0 = (jnp.eye(3), jnp.array([[0.3], [1.0], [-0.4]]))
+
+
+def _embedded(vf):
+    """The same ODE written in the embedding, for diffrax's RK methods."""
+    return lambda t, y, a: jax.tree_util.tree_map(lambda m, v: m @ v, vf(t, y, a), y)
+
+
+REFERENCE = dopri8_reference(_embedded(_rigid_body), Y0, 2.0)
+METHODS = {
+    "RKMK1": lambda: si.RKMK(1),
+    "RKMK2": lambda: si.RKMK(2),
+    "RKMK3": lambda: si.RKMK(3),
+    "RKMK4": lambda: si.RKMK(4),
+    "RKMK4-expm": lambda: si.RKMK(4, "expm"),
+    "RKMK2-cayley": lambda: si.RKMK(2, "cayley"),
+    "RKMK4-cayley": lambda: si.RKMK(4, "cayley"),
+    "CrouchGrossman3": lambda: si.CrouchGrossman3(),
+}
+
+
+@pytest.mark.parametrize("make", METHODS.values(), ids=METHODS.keys())
+def test_order(make):
+    solver = make()
+    run = jax.jit(lambda dt, n: si.solve_fixed(RIGID, solver, Y0, dt=dt, num_steps=n).y1,
+                  static_argnums=1)  # fmt: skip
+    order = solver.order(RIGID)
+    ns = {1: [64, 128, 256], 2: [32, 64, 128], 3: [16, 32, 64], 4: [16, 32, 64]}[order]
+    measured = convergence_order(lambda dt: run(dt, round(2 / dt)), [2 / n for n in ns],
+                                 REFERENCE)  # fmt: skip
+    assert abs(measured - order) < 0.3, measured
+
+
+# Rounding still random-walks through the products: RKMK4 takes one exponential a step, CG3
+# three (measured after 10^5 steps: 6.6e-14 and 3.4e-13).
+@pytest.mark.parametrize("make, bound", [(lambda: si.RKMK(4), 1e-13),
+                                         (lambda: si.CrouchGrossman3(), 5e-13)])  # fmt: skip
+def test_rigid_body_stays_on_so3_for_1e5_steps_where_rk_drifts(make, bound):
+    run = jax.jit(lambda y: si.solve_fixed(RIGID, make(), y, dt=0.05, num_steps=100_000).y1)
+    rt, m = run(Y0)
+    assert float(lie_group_error(rt, "SO")) < bound
+    assert abs(float(jnp.linalg.norm(m) - jnp.linalg.norm(Y0[1]))) < 1e-13  # on its sphere
+    tsit = jax.jit(lambda y: si.solve_fixed(diffrax.ODETerm(_embedded(_rigid_body)),
+                                            diffrax.Tsit5(), y, dt=0.05,
+                                            num_steps=100_000).y1)(Y0)  # fmt: skip
+    assert float(lie_group_error(tsit[0], "SO")) > 1e-9  # the embedded RK solution drifts
+
+
+@pytest.mark.parametrize("exp", ["expm", "cayley"])
+def test_stiefel_by_so_n_isospectral_flow(exp):
+    # Brockett's flow on St(6, 2): Y' = [C, Y Y^T] Y, [C, YY^T] skew: the columns stay
+    # orthonormal; it converges to the dominant invariant subspace of C.
+    c = jnp.diag(jnp.arange(1.0, 7.0))
+    term = diffrax.ODETerm(lambda t, y, a: c @ y @ y.T - y @ y.T @ c)
+    y0, _ = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(0), (6, 2)))
+    y = si.solve_fixed(term, si.RKMK(4, exp, group="Stiefel"), y0, dt=0.05, num_steps=10_000).y1
+    assert float(lie_group_error(y, "Stiefel")) < 1e-13
+    assert float(jnp.trace(y.T @ c @ y)) == pytest.approx(11.0, abs=1e-10)
+
+
+def test_se3_kinematics():
+    # A body screwing along with constant twist (in the spatial frame): g' = xi g.
+    twist = (
+        jnp.zeros((4, 4))
+        .at[:3, :3]
+        .set(hat(jnp.array([0.3, -0.2, 0.5])))
+        .at[:3, 3]
+        .set(jnp.array([1.0, 0.0, 0.5]))
+    )
+    term = diffrax.ODETerm(lambda t, g, a: twist * (1 + 0.5 * jnp.sin(t)))
+    g = si.solve_fixed(term, si.RKMK(4, group="SE"), jnp.eye(4), dt=0.01, num_steps=10_000).y1
+    assert float(lie_group_error(g, "SE")) < 1e-13
+
+
+def test_rodrigues_and_cayley_maps():
+    w = hat(jnp.array([0.3, -1.2, 2.0]))
+    assert float(jnp.max(jnp.abs(si.rodrigues(w) - jsl.expm(w)))) < 1e-14
+    tiny = hat(jnp.array([1e-5, 2e-5, -1e-5]))
+    assert float(jnp.max(jnp.abs(si.rodrigues(tiny) - jsl.expm(tiny)))) <= 2.3e-16
+    jac = jax.jacfwd(lambda v: si.rodrigues(hat(v)))(jnp.zeros(3))
+    assert np.all(np.isfinite(jac))
+    assert float(lie_group_error(si.cayley_map(w), "SO")) < 1e-14
+
+
+def test_lie_group_error_certificate():
+    reflection = jnp.diag(jnp.array([1.0, 1.0, -1.0]))
+    assert float(lie_group_error(reflection, "O")) < 1e-15
+    assert float(lie_group_error(reflection, "SO")) == pytest.approx(2.0)
+    assert float(lie_group_error(1.01 * jnp.eye(3), "SO")) > 1e-2
+    with pytest.raises(ValueError, match="`group` must be one of"):
+        lie_group_error(jnp.eye(3), "Sp")
+
+
+def test_jit_vmap_grad_no_retrace():
+    traces = []
+
+    @jax.jit
+    def final(m0):
+        traces.append(1)
+        y0 = (jnp.eye(3), m0)
+        return si.solve_fixed(RIGID, si.RKMK(4), y0, dt=0.05, num_steps=100).y1[1][0, 0]
+
+    m0 = Y0[1]
+    g = jax.grad(final)(m0)
+    e = jnp.zeros_like(m0).at[0, 0].set(1e-6)
+    fd = (final(m0 + e) - final(m0 - e)) / 2e-6
+    assert float(g[0, 0]) == pytest.approx(float(fd), rel=1e-6)
+    n = len(traces)
+    final(1.1 * m0)
+    assert len(traces) == n
+    batch = jnp.stack([m0, 0.5 * m0])
+    assert float(jax.vmap(final)(batch)[1]) == pytest.approx(float(final(0.5 * m0)), rel=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="off SO"):
+        si.RKMK(4, group="SO").init(RIGID, 0.0, 0.1, 1.01 * jnp.eye(3), None)
+    with pytest.raises(ValueError, match="needs RKMK"):
+        si.CrouchGrossman3(exp="cayley")
+    with pytest.raises(ValueError, match="order` must be 1, 2, 3 or 4"):
+        si.RKMK(5)
+    with pytest.raises(ValueError, match="one `diffrax.ODETerm`"):
+        si.solve_fixed(diffrax.MultiTerm(RIGID, RIGID), si.RKMK(2), Y0, dt=0.1, num_steps=2)
+    with pytest.raises(ValueError, match="3 x 3"):
+        si.solve_fixed(diffrax.ODETerm(lambda t, y, a: jnp.zeros((4, 4))), si.RKMK(2, "rodrigues"),
+                       jnp.eye(4), dt=0.1, num_steps=2)  # fmt: skip
