@@ -8,6 +8,8 @@ from ._composition import (
 from ._implicit import (
     ButcherTableau as ButcherTableau,
     GaussLegendre as GaussLegendre,
+    GeneralizedLeapfrog as GeneralizedLeapfrog,
+    HamiltonianTerm as HamiltonianTerm,
     ImplicitMidpoint as ImplicitMidpoint,
     ImplicitRungeKutta as ImplicitRungeKutta,
     gauss_legendre_tableau as gauss_legendre_tableau,

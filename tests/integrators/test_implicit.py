@@ -10,7 +10,7 @@ import optimistix as optx
 import pytest
 
 import structjax.integrators as si
-from structjax.check import convergence_order, symplecticity_error
+from structjax.check import convergence_order, energy_error, symplecticity_error
 
 from ..helpers import dopri8_reference
 
@@ -150,3 +150,54 @@ def test_failures_are_never_silent():
                             Y0)  # fmt: skip
     with pytest.raises(ValueError, match="positive int"):
         si.gauss_legendre_tableau(0)
+
+
+HAM_TERM = si.HamiltonianTerm(lambda q, p, args: _hamiltonian(q, p))
+
+
+def test_hamiltonian_term_is_the_canonical_vector_field():
+    out = HAM_TERM.vf(0.0, Y0, None)
+    ref = _vf(0.0, Y0, None)
+    for a, b in zip(out, ref):
+        assert float(jnp.max(jnp.abs(a - b))) < 1e-15
+
+
+def test_generalized_leapfrog_order_symplectic_symmetric():
+    solver = si.GeneralizedLeapfrog()
+    run = jax.jit(lambda dt, n: si.solve_fixed(HAM_TERM, solver, Y0, dt=dt, num_steps=n).y1,
+                  static_argnums=1)  # fmt: skip
+    order = convergence_order(lambda dt: run(dt, round(T1 / dt)), [1 / 32, 1 / 64, 1 / 128],
+                              REFERENCE)  # fmt: skip
+    assert abs(order - 2) < 0.3, order
+    step = lambda q, p: solver.one_step(HAM_TERM, 0.0, 0.2, (q, p))  # noqa: E731
+    assert float(symplecticity_error(step, *Y0)) < 1e-12
+    back = solver.one_step(HAM_TERM, 0.2, -0.2, step(*Y0))
+    for a, b in zip(back, Y0):
+        assert float(jnp.max(jnp.abs(a - b))) < 1e-12
+    # bounded energy over a long run: no drift
+    out = si.solve_fixed(HAM_TERM, solver, Y0, dt=0.05, num_steps=20_000, save_every=100)
+    err = energy_error(_hamiltonian, out.ys)
+    assert float(err.max_error) < 1e-2  # O(h^2) oscillation, bounded
+    assert abs(float(err.drift)) < 1e-4  # and no drift over 20 000 steps
+
+
+def test_generalized_leapfrog_is_velocity_verlet_for_separable_h():
+    def kinetic(p, a):
+        return 0.5 * p @ p
+
+    def potential(q, a):
+        return jnp.sum(jnp.cos(q))
+
+    term = si.HamiltonianTerm(lambda q, p, a: kinetic(p, a) + potential(q, a))
+    a = si.solve_fixed(term, si.GeneralizedLeapfrog(), Y0, dt=0.1, num_steps=20).y1
+    b = si.solve_fixed(si.separable_terms(kinetic, potential), si.VelocityVerlet(), Y0, dt=0.1,
+                       num_steps=20).y1  # fmt: skip
+    for x, y in zip(a, b):
+        assert float(jnp.max(jnp.abs(x - y))) < 1e-14
+
+
+def test_generalized_leapfrog_errors():
+    with pytest.raises(ValueError, match="needs `terms = structjax.integrators.HamiltonianTerm"):
+        si.solve_fixed(TERM, si.GeneralizedLeapfrog(), Y0, dt=0.1, num_steps=2)
+    with pytest.raises(Exception, match="a step failed"):
+        si.solve_fixed(HAM_TERM, si.GeneralizedLeapfrog(max_steps=1), Y0, dt=0.5, num_steps=2)
