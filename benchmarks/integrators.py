@@ -28,7 +28,7 @@ import structjax.integrators as si
 from structjax.check import energy_error
 from structjax.integrators._methods import ALL_METHODS
 
-from . import _hamiltonians as hm, _harness as h, _integrators_report as report
+from . import _geometric as geo, _hamiltonians as hm, _harness as h, _integrators_report as report
 
 _QUICK_METHODS = (si.VelocityVerlet, si.BlanesMoan4, si.KahanLi8)
 # Tsitouras 2011 (Comput. Math. Appl. 62:770), Dormand & Prince 1980 (J. Comput. Appl. Math.
@@ -511,7 +511,7 @@ def run(*, quick: bool) -> dict:
     study_cases = [(kepler, n_speed // 2)] + ([] if quick else [(fpu, n_speed // 20)])
     sweeps = [_Sweep(problem, quick) for problem in problems]
     tasks = [t for sw in sweeps for t in sw.tasks()]
-    progress = h.Progress(len(tasks) + len(speed_cases) + len(study_cases), "integrators")
+    progress = h.Progress(len(tasks) + len(speed_cases) + len(study_cases) + 3, "integrators")
     for sw in sweeps:
         sw.progress = progress
     # The timing comparisons first, in a fresh process, then the sweep.
@@ -524,6 +524,7 @@ def run(*, quick: bool) -> dict:
         progress.update(f"stage loop {problem.name}")
     for task in tasks:
         task()
+    geometric, geo_floors = geo.run(quick, progress)
     progress.close()
 
     rows = [r for sw in sweeps for r in sw.rows]
@@ -552,7 +553,7 @@ def run(*, quick: bool) -> dict:
         (f"{r['problem']} {r['method']} stage_loop={r['stage_loop']}", r["compile_s"])
         for r in study
     ]
-    floors = _floors(speed, rows, compile_times, kepler.title, quick)
+    floors = _floors(speed, rows, compile_times, kepler.title, quick) + geo_floors
     h.say("\nFloors (reported, never enforced):")
     for floor in floors:
         floor.report()
@@ -570,6 +571,7 @@ def run(*, quick: bool) -> dict:
         runs=rows,
         speed_limit=speed,
         stage_loop=study,
+        geometric=geometric,
         floors=[f.to_json() for f in floors],
         notes=dict(
             energy_error="max over the samples t_final*k/samples of |H - H0|/|H0| "
@@ -584,5 +586,6 @@ def run(*, quick: bool) -> dict:
     )
     path = h.write_json(f"integrators{suffix}", results)
     pngs = report.write_plots(problems, rows, sweeps[0].series, suffix)
+    pngs.append(geo.plot(geometric, suffix))
     h.say(f"\nwrote {path.relative_to(path.parents[2])}" + "".join(f", {p.name}" for p in pngs))
     return results

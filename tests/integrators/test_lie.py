@@ -154,3 +154,30 @@ def test_bad_input():
     with pytest.raises(ValueError, match="3 x 3"):
         si.solve_fixed(diffrax.ODETerm(lambda t, y, a: jnp.zeros((4, 4))), si.RKMK(2, "rodrigues"),
                        jnp.eye(4), dt=0.1, num_steps=2)  # fmt: skip
+
+
+def test_heavy_top_keeps_its_casimirs():
+    # Euler-Poisson equations m' = m x w + M g l Gamma x chi, Gamma' = Gamma x w, w = I^-1 m,
+    # written z' = A(z) z for z = (m, Gamma) with A = [[hat(-w), hat(-Mgl chi)], [0, hat(-w)]],
+    # an element of a Lie algebra (se(3) in a coadjoint-like representation). Its group keeps
+    # |Gamma| and m . Gamma, the Casimirs, which a Lie-group method therefore conserves.
+    chi = jnp.array([0.0, 0.0, 1.0])
+    mgl = 2.0
+
+    def algebra(t, z, args):
+        w = z[:3, 0] / INERTIA
+        top = jnp.concatenate([hat(-w), hat(-mgl * chi)], axis=1)
+        bottom = jnp.concatenate([jnp.zeros((3, 3)), hat(-w)], axis=1)
+        return jnp.concatenate([top, bottom], axis=0)
+
+    z0 = jnp.array([[0.3], [1.0], [-0.4], [0.6], [0.0], [0.8]])
+
+    def casimirs(z):
+        return jnp.sum(z[3:] ** 2), jnp.sum(z[:3] * z[3:])
+
+    z = si.solve_fixed(diffrax.ODETerm(algebra), si.RKMK(4), z0, dt=0.02, num_steps=20_000).y1
+    for a, b in zip(casimirs(z), casimirs(z0)):
+        assert abs(float(a - b)) < 1e-12
+    rk = si.solve_fixed(diffrax.ODETerm(_embedded(algebra)), diffrax.Tsit5(), z0, dt=0.02,
+                        num_steps=20_000).y1  # fmt: skip
+    assert abs(float(casimirs(rk)[0] - casimirs(z0)[0])) > 1e-11
