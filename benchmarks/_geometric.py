@@ -1,7 +1,8 @@
 """The geometric part of the integrators suite: Lie-group, implicit symplectic and conformal
 integrators against diffrax's adaptive Runge–Kutta methods.
 
-1. Free rigid body on SO(3) (state (R^T, m), Euler's equations): RKMK4 and Crouch–Grossman 3
+1. Free rigid body on SO(3) (state (R^T, m), Euler's equations), and the heavy top
+   (Euler–Poisson, its Casimirs): RKMK4 and Crouch–Grossman 3
    at fixed steps against Tsit5 and Dopri8 (adaptive, several tolerances) on the embedded
    matrix ODE: error at the end against wall time, and the distance from SO(3) over a long
    run at one fixed step.
@@ -67,14 +68,51 @@ def _error(y, ref) -> float:
 
 
 def rigid_body(quick: bool) -> dict:
-    t1 = 20.0 if quick else 200.0
-    embedded = diffrax.ODETerm(_rigid_embedded)
+    out = _lie_race(_rigid_algebra, Y0, 20.0 if quick else 200.0,
+                    lambda y: float(lie_group_error(y[0], "SO")))  # fmt: skip
+    return dict(out, drift=_so3_drift(quick))
+
+
+_CHI, _MGL = jnp.array([0.0, 0.0, 1.0]), 2.0
+Z0 = jnp.array([[0.3], [1.0], [-0.4], [0.6], [0.0], [0.8]])
+
+
+def _heavy_top_algebra(t, z, args):
+    """Euler–Poisson equations of the heavy top, z = (m, Gamma):
+    m' = m x w + Mgl Gamma x chi, Gamma' = Gamma x w, w = I^-1 m, as z' = A(z) z with
+    A = [[hat(-w), hat(-Mgl chi)], [0, hat(-w)]] (a Lie algebra whose group keeps the
+    Casimirs |Gamma|^2 and m . Gamma)."""
+    w = z[:3, 0] / INERTIA
+    top = jnp.concatenate([_hat(-w), _hat(-_MGL * _CHI)], axis=1)
+    bottom = jnp.concatenate([jnp.zeros((3, 3)), _hat(-w)], axis=1)
+    return jnp.concatenate([top, bottom], axis=0)
+
+
+def _casimir_error(z) -> float:
+    return max(abs(float(jnp.sum(z[3:] ** 2) - jnp.sum(Z0[3:] ** 2))),
+               abs(float(jnp.sum(z[:3] * z[3:]) - jnp.sum(Z0[:3] * Z0[3:]))))  # fmt: skip
+
+
+def heavy_top(quick: bool) -> dict:
+    return _lie_race(_heavy_top_algebra, Z0, 20.0 if quick else 200.0, _casimir_error)
+
+
+def _lie_race(algebra, y0, t1, invariant) -> dict:
+    """Lie-group methods at fixed steps against diffrax's adaptive RK on the embedded ODE:
+    error at t1 (against Dopri8 at 1e-14), wall time, and `invariant(y)` (the distance from
+    the group, or the Casimirs' error) at the end."""
+
+    def embedded_vf(t, y, args):
+        return jax.tree_util.tree_map(lambda m, v: m @ v, algebra(t, y, args), y)
+
+    embedded = diffrax.ODETerm(embedded_vf)
+    Y0 = y0  # noqa: N806
     tight = diffrax.PIDController(rtol=1e-14, atol=1e-14)
     ref = diffrax.diffeqsolve(embedded, diffrax.Dopri8(), 0.0, t1, 0.01, Y0, max_steps=10**7,
                               stepsize_controller=tight)  # fmt: skip
     ref = jax.tree_util.tree_map(lambda a: a[-1], ref.ys)
     rows = []
-    term = diffrax.ODETerm(_rigid_algebra)
+    term = diffrax.ODETerm(algebra)
     for name, make in [("RKMK4", lambda: si.RKMK(4)), ("CrouchGrossman3", si.CrouchGrossman3)]:
         for dt in (0.2, 0.1, 0.05, 0.025):
             n = round(t1 / dt)
@@ -84,7 +122,7 @@ def rigid_body(quick: bool) -> dict:
 
             y, wall = _timed(go, Y0)
             rows.append(dict(method=name, param=dt, error=_error(y, ref), wall_s=wall,
-                             group_error=float(lie_group_error(y[0], "SO"))))  # fmt: skip
+                             group_error=invariant(y)))  # fmt: skip
     for name, solver in [("diffrax Tsit5", diffrax.Tsit5()), ("diffrax Dopri8", diffrax.Dopri8())]:
         for tol in (1e-6, 1e-8, 1e-10, 1e-12):
 
@@ -95,17 +133,22 @@ def rigid_body(quick: bool) -> dict:
             ys, wall = _timed(run, Y0)
             y = jax.tree_util.tree_map(lambda a: a[-1], ys)
             rows.append(dict(method=name, param=tol, error=_error(y, ref), wall_s=wall,
-                             group_error=float(lie_group_error(y[0], "SO"))))  # fmt: skip
-    # the distance from SO(3) along a long run at one fixed step
+                             group_error=invariant(y)))  # fmt: skip
+    return dict(t1=t1, rows=rows)
+
+
+def _so3_drift(quick: bool) -> dict:
+    """The distance from SO(3) along a long rigid-body run at one fixed step."""
     n_long = 10_000 if quick else 100_000
     every = n_long // 100
     drift = {}
-    for name, solver, tm in [("RKMK4", si.RKMK(4), term), ("Tsit5 (same fixed step)",
-                                                           diffrax.Tsit5(), embedded)]:  # fmt: skip
+    for name, solver, tm in [("RKMK4", si.RKMK(4), diffrax.ODETerm(_rigid_algebra)),
+                             ("Tsit5 (same fixed step)", diffrax.Tsit5(),
+                              diffrax.ODETerm(_rigid_embedded))]:  # fmt: skip
         out = jax.jit(lambda y, solver=solver, tm=tm: si.solve_fixed(
             tm, solver, y, dt=0.05, num_steps=n_long, save_every=every).ys)(Y0)  # fmt: skip
         drift[name] = np.asarray(lie_group_error(out[0], "SO")).tolist()
-    return dict(t1=t1, rows=rows, drift=dict(dt=0.05, steps=n_long, every=every, error=drift))
+    return dict(dt=0.05, steps=n_long, every=every, error=drift)
 
 
 # --- 2. double pendulum ----------------------------------------------------------------------
@@ -236,6 +279,7 @@ def damped_area(quick: bool) -> dict:
 def run(quick: bool, progress) -> tuple[dict, list]:
     rb = rigid_body(quick)
     progress.update("rigid body")
+    ht = heavy_top(quick)
     dp = double_pendulum(quick)
     progress.update("double pendulum")
     da = damped_area(quick)
@@ -252,6 +296,21 @@ def run(quick: bool, progress) -> tuple[dict, list]:
                 h.fmt(r["group_error"]),
             ]
             for r in rb["rows"]
+        ],  # fmt: skip
+    )
+    h.print_table(
+        f"heavy top (Euler-Poisson), t = {ht['t1']:g}: error at the end; the Casimirs "
+        "|Gamma|^2 and m.Gamma",
+        ["method", "dt / tol", "max error", "wall s", "Casimir error"],
+        [
+            [
+                r["method"],
+                f"{r['param']:g}",
+                h.fmt(r["error"]),
+                h.fmt(r["wall_s"], ".3g"),
+                h.fmt(r["group_error"]),
+            ]
+            for r in ht["rows"]
         ],  # fmt: skip
     )
     d = rb["drift"]
@@ -278,13 +337,20 @@ def run(quick: bool, progress) -> tuple[dict, list]:
         [[k, h.fmt(v["worst"])] for k, v in da["methods"].items()],
     )
     floors = [gl_floor(dp)]
-    return dict(rigid_body=rb, double_pendulum=dp, damped_area=da), floors
+    return dict(rigid_body=rb, heavy_top=ht, double_pendulum=dp, damped_area=da), floors
 
 
 def plot(results: dict, suffix: str):
     plt = h.pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(25, 4))
     rb, dp, da = results["rigid_body"], results["double_pendulum"], results["damped_area"]
+    ht = results["heavy_top"]
+    for name in dict.fromkeys(r["method"] for r in ht["rows"]):
+        rows = [r for r in ht["rows"] if r["method"] == name]
+        axes[4].loglog([r["wall_s"] for r in rows], [max(r["group_error"], 1e-17) for r in rows],
+                       "o-", label=name)  # fmt: skip
+    axes[4].set(xlabel="wall s", ylabel="Casimir error at the end", title="heavy top")
+    axes[4].legend(fontsize=7)
     for name in dict.fromkeys(r["method"] for r in rb["rows"]):
         rows = [r for r in rb["rows"] if r["method"] == name]
         axes[0].loglog([r["wall_s"] for r in rows], [r["error"] for r in rows], "o-", label=name)

@@ -201,9 +201,13 @@ class LieGroupRK(diffrax.AbstractSolver):
                 for j in range(i):
                     yi = self._act(exp_tree(jtu.tree_map(lambda f: hy * a[i][j] * f, fs[j])), yi)
                 fs.append(self._algebra(terms, t0 + c[i] * h, yi, args))
-            y1 = y0
+            # The product of the s exponentials first (small matrices), then one action on
+            # y0: one rounding of y per step rather than s, so y drifts off the group less.
+            g = None
             for i in range(s):
-                y1 = self._act(exp_tree(jtu.tree_map(lambda f: hy * b[i] * f, fs[i])), y1)
+                e = exp_tree(jtu.tree_map(lambda f: hy * b[i] * f, fs[i]))
+                g = e if g is None else jtu.tree_map(lambda x, y: x @ y, e, g)
+            y1 = self._act(g, y0)
         return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
 
     def func(self, terms, t0, y0, args):

@@ -62,9 +62,9 @@ def test_order(make):
 
 
 # Rounding still random-walks through the products: RKMK4 takes one exponential a step, CG3
-# three (measured after 10^5 steps: 6.6e-14 and 3.4e-13).
+# three, multiplied together before acting (measured after 10^5 steps: 6.6e-14, 2.0e-13).
 @pytest.mark.parametrize("make, bound", [(lambda: si.RKMK(4), 1e-13),
-                                         (lambda: si.CrouchGrossman3(), 5e-13)])  # fmt: skip
+                                         (lambda: si.CrouchGrossman3(), 3e-13)])  # fmt: skip
 def test_rigid_body_stays_on_so3_for_1e5_steps_where_rk_drifts(make, bound):
     run = jax.jit(lambda y: si.solve_fixed(RIGID, make(), y, dt=0.05, num_steps=100_000).y1)
     rt, m = run(Y0)
