@@ -69,7 +69,7 @@ def _error(y, ref) -> float:
 
 def rigid_body(quick: bool) -> dict:
     out = _lie_race(_rigid_algebra, Y0, 20.0 if quick else 200.0,
-                    lambda y: float(lie_group_error(y[0], "SO")))  # fmt: skip
+                    lambda y: float(lie_group_error("SO", y[0])))  # fmt: skip
     return dict(out, drift=_so3_drift(quick))
 
 
@@ -147,7 +147,7 @@ def _so3_drift(quick: bool) -> dict:
                               diffrax.ODETerm(_rigid_embedded))]:  # fmt: skip
         out = jax.jit(lambda y, solver=solver, tm=tm: si.solve_fixed(
             tm, solver, y, dt=0.05, num_steps=n_long, save_every=every).ys)(Y0)  # fmt: skip
-        drift[name] = np.asarray(lie_group_error(out[0], "SO")).tolist()
+        drift[name] = np.asarray(lie_group_error("SO", out[0])).tolist()
     return dict(dt=0.05, steps=n_long, every=every, error=drift)
 
 

@@ -6,8 +6,9 @@ from jaxtyping import Array, Float
 GROUPS = ("SO", "O", "SE", "Stiefel")
 
 
-def lie_group_error(y: Float[Array, "... n p"], group: str) -> Float[Array, "..."]:
-    """The distance of `y` (leading axes batch) from `group`, one number per matrix:
+def lie_group_error(group: str, y: Float[Array, "... n p"]) -> Float[Array, "..."]:
+    """The distance of `y` (leading axes batch) from `group`, one number per matrix
+    (structure first, as `constraint_error(manifold, x)`):
 
     - `"O"` / `"Stiefel"`: $\\|Y^\\top Y - I\\|_F$ (orthonormal columns);
     - `"SO"`: that, plus $|\\det Y - 1|$ (the orientation);
@@ -23,7 +24,7 @@ def lie_group_error(y: Float[Array, "... n p"], group: str) -> Float[Array, "...
         n = y.shape[-1]
         last = jnp.zeros(n, y.dtype).at[-1].set(1.0)
         row = jnp.linalg.norm(y[..., -1, :] - last, axis=-1)
-        return lie_group_error(y[..., :-1, :-1], "SO") + row
+        return lie_group_error("SO", y[..., :-1, :-1]) + row
     p = y.shape[-1]
     err = jnp.linalg.norm(jnp.swapaxes(y, -1, -2) @ y - jnp.eye(p, dtype=y.dtype), axis=(-2, -1))
     if group == "SO":

@@ -159,7 +159,7 @@ class LieGroupRK(diffrax.AbstractSolver):
         if self.group is None:
             return None
         leaves = jtu.tree_leaves(y0)
-        err = jnp.max(jnp.stack([jnp.max(lie_group_error(y, self.group)) for y in leaves]))
+        err = jnp.max(jnp.stack([jnp.max(lie_group_error(self.group, y)) for y in leaves]))
         tol = 1e-8 if jnp.result_type(*leaves) == jnp.float64 else 1e-4
         if not isinstance(err, jax.core.Tracer) and not float(err) <= tol:
             raise ValueError(
