@@ -160,13 +160,16 @@ class LieGroupRK(diffrax.AbstractSolver):
             return None
         leaves = jtu.tree_leaves(y0)
         err = jnp.max(jnp.stack([jnp.max(lie_group_error(self.group, y)) for y in leaves]))
-        tol = 1e-8 if jnp.result_type(*leaves) == jnp.float64 else 1e-4
+        dtype = jnp.result_type(*leaves)
+        tol = 1e-8 if dtype == jnp.float64 else 1e-4
+        message = (
+            f"{type(self).__name__}: the initial state is off {self.group} by more than "
+            f"{tol:g}; project it onto the group first."
+        )
         if not isinstance(err, jax.core.Tracer) and not float(err) <= tol:
-            raise ValueError(
-                f"{type(self).__name__}: the initial state is {float(err):.2e} off {self.group} "
-                f"(> {tol:g}); project it onto the group first."
-            )
-        return None
+            raise ValueError(f"{message} (got {float(err):.2e})")
+        # Under a trace the check runs with the program: the state carries it (see `step`).
+        return eqx.error_if(jnp.zeros((), dtype), err > tol, message)
 
     def _act(self, g, y):
         return jtu.tree_map(lambda m, v: (m @ v).astype(v.dtype), g, y)
@@ -208,7 +211,9 @@ class LieGroupRK(diffrax.AbstractSolver):
                 e = exp_tree(jtu.tree_map(lambda f: hy * b[i] * f, fs[i]))
                 g = e if g is None else jtu.tree_map(lambda x, y: x @ y, e, g)
             y1 = self._act(g, y0)
-        return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
+        if solver_state is not None:  # keep `init`'s check alive in a compiled program
+            y1 = jtu.tree_map(lambda v: v + jnp.zeros((), v.dtype) * solver_state, y1)
+        return y1, None, dict(y0=y0, y1=y1), solver_state, diffrax.RESULTS.successful
 
     def func(self, terms, t0, y0, args):
         return self._act(self._algebra(terms, t0, y0, args), y0)

@@ -77,15 +77,25 @@ def test_rigid_body_stays_on_so3_for_1e5_steps_where_rk_drifts(make, bound):
 
 
 @pytest.mark.parametrize("exp", ["expm", "cayley"])
-def test_stiefel_by_so_n_isospectral_flow(exp):
-    # Brockett's flow on St(6, 2): Y' = [C, Y Y^T] Y, [C, YY^T] skew: the columns stay
-    # orthonormal; it converges to the dominant invariant subspace of C.
+@pytest.mark.parametrize("p", [2, 6])
+def test_stiefel_and_so_n_isospectral_flow(exp, p):
+    # Brockett's flow Y' = [C, Y Y^T] Y, [C, YY^T] skew, on St(6, 2) (acted on by SO(6)), and
+    # Y' = (Y K Y^T - Y K^T Y^T) Y on SO(6) itself: Y stays on its manifold to rounding; on
+    # St(6, 2) it converges to the dominant invariant subspace of C.
     c = jnp.diag(jnp.arange(1.0, 7.0))
     term = diffrax.ODETerm(lambda t, y, a: c @ y @ y.T - y @ y.T @ c)
-    y0, _ = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(0), (6, 2)))
-    y = si.solve_fixed(term, si.RKMK(4, exp, group="Stiefel"), y0, dt=0.05, num_steps=10_000).y1
-    assert float(lie_group_error("Stiefel", y)) < 1e-13
-    assert float(jnp.trace(y.T @ c @ y)) == pytest.approx(11.0, abs=1e-10)
+    y0, _ = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(0), (6, p)))
+    if p == 6:  # on SO(6) Brockett's field vanishes (Y Y^T = I): a field that does not
+        k = jax.random.normal(jax.random.PRNGKey(1), (6, 6))
+        term = diffrax.ODETerm(lambda t, y, a: y @ k @ y.T - y @ k.T @ y.T)
+        y0 = y0.at[:, 0].multiply(jnp.sign(jnp.linalg.det(y0)))  # det +1: a point of SO(6)
+    group = "Stiefel" if p < 6 else "SO"
+    y = si.solve_fixed(term, si.RKMK(4, exp, group=group), y0, dt=0.05, num_steps=10_000).y1
+    # 6 x 6 exponentials (Padé or Cayley solves) round more than Rodrigues' 3 x 3 formula:
+    # measured 8.6e-13 (SO(6)) and 4e-14 (St(6, 2)) after 10^4 steps.
+    assert float(lie_group_error(group, y)) < (2e-12 if p == 6 else 1e-13)
+    if p == 2:
+        assert float(jnp.trace(y.T @ c @ y)) == pytest.approx(11.0, abs=1e-10)
 
 
 def test_se3_kinematics():
@@ -145,6 +155,9 @@ def test_jit_vmap_grad_no_retrace():
 def test_bad_input():
     with pytest.raises(ValueError, match="off SO"):
         si.RKMK(4, group="SO").init(RIGID, 0.0, 0.1, 1.01 * jnp.eye(3), None)
+    spin = diffrax.ODETerm(lambda t, y, a: hat(jnp.array([0.1, 0.2, 0.3])))
+    with pytest.raises(Exception, match="off SO"):  # the same check at run time, under a trace
+        si.solve_fixed(spin, si.RKMK(4, group="SO"), 1.01 * jnp.eye(3), dt=0.1, num_steps=2)
     with pytest.raises(ValueError, match="needs RKMK"):
         si.CrouchGrossman3(exp="cayley")
     with pytest.raises(ValueError, match="order` must be 1, 2, 3 or 4"):
