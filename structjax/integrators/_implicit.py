@@ -16,6 +16,22 @@ import numpy as np
 import optimistix as optx
 
 
+def hermite_step(solver, terms, t0, t1, y0, y1, args, h, state, result):
+    """The return of `diffrax.AbstractSolver.step` for the implicit and constrained solvers:
+    `y1` with the cubic Hermite dense output of `solver.func` at both ends."""
+    k0 = jtu.tree_map(lambda v: h * v, solver.func(terms, t0, y0, args))
+    k1 = jtu.tree_map(lambda v: h * v, solver.func(terms, t1, y1, args))
+    return y1, None, dict(y0=y0, y1=y1, k0=k0, k1=k1), state, result
+
+
+def checked_one_step(solver, terms, t0, h, y0, args, state=None):
+    """One step as a pure function (for certificates); an error if a solve failed."""
+    y1, _, _, _, result = solver.step(terms, t0, t0 + h, y0, args, state, False)
+    return eqx.error_if(
+        y1, result != diffrax.RESULTS.successful, f"{type(solver).__name__}: a step failed."
+    )
+
+
 class ButcherTableau(eqx.Module):
     """The coefficients $(A, b, c)$ of an $s$-stage Runge–Kutta method, its order, its
     source."""
@@ -170,17 +186,14 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
         b = jnp.asarray(self.tableau.b, dtype)
         y1 = jtu.tree_map(lambda y, f: y + (hy * jnp.tensordot(b, f, axes=1)).astype(y.dtype),
                           y0, fz)  # fmt: skip
-        k0 = jtu.tree_map(lambda v: hy * v, terms.vf(t0, y0, args))
-        k1 = jtu.tree_map(lambda v: hy * v, terms.vf(t1, y1, args))
-        return y1, None, dict(y0=y0, y1=y1, k0=k0, k1=k1), None, result
+        return hermite_step(self, terms, t0, t1, y0, y1, args, hy, None, result)
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
 
     def one_step(self, terms, t0, h, y0, args=None):
-        """One step as a pure function (for certificates); raises if the solve failed."""
-        y1, _, _, _, result = self.step(terms, t0, t0 + h, y0, args, None, False)
-        return eqx.error_if(y1, result != diffrax.RESULTS.successful, "stage solve failed")
+        """One step as a pure function (for certificates); raises if a solve failed."""
+        return checked_one_step(self, terms, t0, h, y0, args)
 
 
 def GaussLegendre(stages: int = 2, root_finder=None, max_steps: int = 100):  # noqa: N802
@@ -294,15 +307,11 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
             diffrax.RESULTS.promote(sol_q.result),
             diffrax.RESULTS.promote(sol_p.result),
         )
-        h = 2 * half
-        k0 = jtu.tree_map(lambda v: h * v, terms.vf(t0, y0, args))
-        k1 = jtu.tree_map(lambda v: h * v, terms.vf(t1, y1, args))
-        return y1, None, dict(y0=y0, y1=y1, k0=k0, k1=k1), None, result
+        return hermite_step(self, terms, t0, t1, y0, y1, args, 2 * half, None, result)
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
 
     def one_step(self, terms, t0, h, y0, args=None):
         """One step as a pure function (for certificates); raises if a solve failed."""
-        y1, _, _, _, result = self.step(terms, t0, t0 + h, y0, args, None, False)
-        return eqx.error_if(y1, result != diffrax.RESULTS.successful, "a solve failed")
+        return checked_one_step(self, terms, t0, h, y0, args)

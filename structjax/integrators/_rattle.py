@@ -14,6 +14,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
 from ..check._hamiltonian import constraint_violation
+from ._implicit import checked_one_step, hermite_step
 from ._splitting import _check_terms
 
 
@@ -131,10 +132,8 @@ class Rattle(diffrax.AbstractSolver):
         if solver_state is not None:
             q1 = q1 + jnp.zeros((), dtype) * solver_state
         y1 = (unravel_q(q1), unravel_p(p1))
-        k0 = jtu.tree_map(lambda v: hh * v, self.func(terms, t0, y0, args))
-        k1 = jtu.tree_map(lambda v: hh * v, self.func(terms, t1, y1, args))
         result = diffrax.RESULTS.promote(sol.result)
-        return y1, None, dict(y0=y0, y1=y1, k0=k0, k1=k1), solver_state, result
+        return hermite_step(self, terms, t0, t1, y0, y1, args, hh, solver_state, result)
 
     def func(self, terms, t0, y0, args):
         # The unconstrained vector field (for dense output only).
@@ -143,5 +142,4 @@ class Rattle(diffrax.AbstractSolver):
 
     def one_step(self, terms, t0, h, y0, args=None):
         """One step as a pure function (for certificates); raises if the solve failed."""
-        y1, _, _, _, result = self.step(terms, t0, t0 + h, y0, args, None, False)
-        return eqx.error_if(y1, result != diffrax.RESULTS.successful, "RATTLE: solve failed")
+        return checked_one_step(self, terms, t0, h, y0, args)
