@@ -16,3 +16,8 @@ from ._manifolds import (
     check_rgrad as check_rgrad,
     constraint_error as constraint_error,
 )
+from ._nn import (
+    inversion_error as inversion_error,
+    lipschitz_lower_bound as lipschitz_lower_bound,
+    log_det_error as log_det_error,
+)

@@ -214,7 +214,7 @@ class HamiltonianTerm(diffrax.AbstractTerm):
     `y = (q, p)` (pytrees). It works with every diffrax solver and with `GaussLegendre`;
     `GeneralizedLeapfrog` needs it, to take the partial gradients apart."""
 
-    hamiltonian: Callable = eqx.field(static=True)
+    hamiltonian: Callable  # a pytree field: a learned H (an equinox module) is differentiable
 
     def vf(self, t, y, args):
         q, p = y

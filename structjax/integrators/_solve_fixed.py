@@ -260,7 +260,10 @@ def solve_fixed(
     if isinstance(solver, AbstractSplitting):
         _check_terms(terms, y0)
         _check_rkn(solver.tableau, type(solver).__name__, terms[0], y0[1], args, t0)
-    t0 = jnp.asarray(t0, dtype=jnp.result_type(t0, dt, float))
+    # Time takes the state's float dtype unless t0 or dt say otherwise: Python-float t0, dt
+    # with a float32 state integrate in float32 even under x64.
+    floats = [x for x in jtu.tree_leaves(y0) if jnp.issubdtype(jnp.result_type(x), jnp.floating)]
+    t0 = jnp.asarray(t0, dtype=jnp.result_type(t0, dt, *(floats[:1] or [float])))
     dt = jnp.asarray(dt, dtype=t0.dtype) if not _is_tracer(dt) else dt
     if not _is_tracer(dt):
         _check_step(dt)

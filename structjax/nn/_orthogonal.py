@@ -1,10 +1,35 @@
-"""A linear layer with an orthonormal weight, trained on the Stiefel manifold."""
+"""Orthogonal layers: dense (four parametrisations) and 2-D convolution (Cayley in Fourier)."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..manifolds import Constrained, Stiefel
+from ..manifolds._base import mm, mT, skew
+from ..manifolds._orthogonal import _expm
+from ..manifolds._stiefel import _newton_schulz
+from ._bijection import check_vector
+
+_PARAMETRISATIONS = ("stiefel", "cayley", "expm", "bjorck")
+
+
+def _cayley(a):
+    """$(I + A)^{-1}(I - A)$: orthogonal (unitary) for skew-symmetric (skew-Hermitian) $A$."""
+    eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+    return jnp.linalg.solve(eye + a, eye - a)
+
+
+def _bjorck(w, iterations: int):
+    # Björck & Bowie 1971 ("An iterative algorithm for computing the best estimate of an
+    # orthogonal matrix", SIAM J. Numer. Anal. 8), order 1: W <- W (3I - W^T W) / 2, as used for
+    # Lipschitz networks by Anil, Lucas & Grosse 2019, Sec. 5. Scaling by the Frobenius norm
+    # first puts every singular value in (0, 1], where the iteration converges to the polar
+    # factor: small singular values grow by 3/2 per step, then converge quadratically.
+    w = w / jnp.linalg.norm(w)
+    for _ in range(iterations):
+        w = _newton_schulz(w)
+    return w
 
 
 class OrthogonalLinear(eqx.Module):
@@ -12,47 +37,147 @@ class OrthogonalLinear(eqx.Module):
     `out_features >= in_features` (an isometry, $|Wx| = |x|$), orthonormal rows otherwise
     (a co-isometry); either way $\\|W\\|_2 = 1$, so the layer is 1-Lipschitz.
 
-    The weight is a `structjax.manifolds.Constrained` point of `Stiefel(max, min)`; train it
-    with a Riemannian optimiser and `manifolds_of`:
+    The `parametrization` decides how $W$ is stored and trained ($n \\ge p$ the two sizes):
 
-    ```python
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt = structjax.optim.riemannian_adam(1e-3, manifolds=manifolds_of(params))
-    ```
+    - `"stiefel"` (default): $W$ is a `structjax.manifolds.Constrained` point of
+      `Stiefel(n, p)`, trained with a Riemannian optimiser and `manifolds_of`:
+      `structjax.optim.riemannian_adam(1e-3, manifolds=manifolds_of(params))`.
+    - `"cayley"`: $W$ = the first $p$ columns of $(I + A)^{-1}(I - A)$, $A = $ skew part of a
+      free $n \\times n$ matrix (Cayley 1846; as a layer, Helfrich, Willmott & Ye 2018,
+      "Orthogonal recurrent neural networks with scaled Cayley transform"). Any optax
+      optimiser. Covers the orthogonal matrices without eigenvalue $-1$.
+    - `"expm"`: the first $p$ columns of $\\exp(A)$ (Lezcano-Casado & Martínez-Rubio 2019,
+      "Cheap orthogonal constraints in neural networks"). Any optax optimiser; covers $SO(n)$.
+    - `"bjorck"`: a free $n \\times p$ matrix orthonormalised by `bjorck_iterations` Björck
+      iterations (Björck & Bowie 1971; Anil, Lucas & Grosse 2019). Any optax optimiser; exact
+      to rounding once the iteration has converged (tens of iterations for well-conditioned
+      weights: `check` it if you lower the count).
 
-    **Arguments:**
-
-    - `in_features`, `out_features`: sizes.
-    - `use_bias`: whether to add a bias.
-    - `dtype`: the parameters' dtype (default: JAX's default float).
-    - `key`: a PRNG key (the weight starts at a uniformly random Stiefel point).
+    **Arguments:** `in_features`, `out_features`, `use_bias`, `dtype`, `parametrization`,
+    `bjorck_iterations`, `key`.
     """
 
-    weight: Constrained
+    weight: Constrained | Array
     bias: Array | None
     in_features: int = eqx.field(static=True)
     out_features: int = eqx.field(static=True)
+    parametrization: str = eqx.field(static=True)
+    bjorck_iterations: int = eqx.field(static=True)
 
     def __init__(
-        self, in_features: int, out_features: int, use_bias: bool = True, dtype=None, *, key
+        self,
+        in_features: int,
+        out_features: int,
+        use_bias: bool = True,
+        dtype=None,
+        parametrization: str = "stiefel",
+        bjorck_iterations: int = 30,
+        *,
+        key: PRNGKeyArray,
     ):
         if in_features < 1 or out_features < 1:
             raise ValueError(
                 f"`OrthogonalLinear({in_features}, {out_features})` needs positive sizes."
             )
+        if parametrization not in _PARAMETRISATIONS:
+            raise ValueError(
+                f"`OrthogonalLinear(parametrization={parametrization!r})` must be one of "
+                f"{_PARAMETRISATIONS}."
+            )
         n, p = max(in_features, out_features), min(in_features, out_features)
         stiefel = Stiefel(n, p)
-        self.weight = Constrained(stiefel.random_point(key, dtype=dtype), stiefel)
-        self.bias = jnp.zeros(out_features, self.weight.value.dtype) if use_bias else None
+        x = stiefel.random_point(key, dtype=dtype)
+        if parametrization == "stiefel":
+            self.weight = Constrained(x, stiefel)
+        elif parametrization == "bjorck":
+            self.weight = x
+        else:
+            self.weight = jax.random.normal(key, (n, n), x.dtype) / jnp.sqrt(n)
+        self.bias = jnp.zeros(out_features, x.dtype) if use_bias else None
         self.in_features, self.out_features = in_features, out_features
+        self.parametrization, self.bjorck_iterations = parametrization, bjorck_iterations
+
+    @property
+    def lipschitz_bound(self) -> float:
+        return 1.0
 
     @property
     def matrix(self) -> Float[Array, "out in"]:
         """$W$, of shape `(out_features, in_features)`."""
-        w = self.weight.value
+        p = min(self.in_features, self.out_features)
+        if self.parametrization == "stiefel":
+            w = self.weight.value
+        elif self.parametrization == "bjorck":
+            w = _bjorck(self.weight, self.bjorck_iterations)
+        elif self.parametrization == "cayley":
+            w = _cayley(2 * skew(self.weight))[:, :p]
+        else:
+            w = _expm(2 * skew(self.weight))[:, :p]
         return w if self.out_features >= self.in_features else w.T
 
     def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
         del key
-        y = self.matrix @ x
+        check_vector(x, self.in_features, "OrthogonalLinear")
+        y = mm(self.matrix, x)
         return y if self.bias is None else y + self.bias
+
+
+class OrthogonalConv2d(eqx.Module):
+    """An orthogonal 2-D convolution (Trockman & Kolter 2021, "Orthogonalizing convolutional
+    layers with the Cayley transform", Sec. 3): the circular convolution whose kernel's 2-D
+    Fourier transform $\\hat W(f)$ ($c \\times c$ at each frequency $f$) is replaced by the
+    Cayley transform $(I + A)^{-1}(I - A)$ of $A = \\hat W - \\hat W^{*}$. The map is
+    orthogonal on $\\mathbb R^{c \\times n \\times n}$ ($\\|Wx\\| = \\|x\\|$, 1-Lipschitz)
+    for any kernel. Real FFTs over the last axis, as in their code: the self-conjugate
+    frequencies get real (orthogonal) Cayley factors, so the output is real and exact.
+
+    **Arguments:** `channels` (in = out), `kernel_size`, `size` $n$ of the square input,
+    `use_bias`, `dtype`, `key`. Input and output: `(channels, size, size)`.
+    """
+
+    kernel: Float[Array, "c c k k"]
+    bias: Float[Array, " c"] | None
+    channels: int = eqx.field(static=True)
+    size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        size: int,
+        use_bias: bool = True,
+        dtype=None,
+        *,
+        key: PRNGKeyArray,
+    ):
+        if channels < 1 or not 1 <= kernel_size <= size:
+            raise ValueError(
+                f"`OrthogonalConv2d(channels={channels}, kernel_size={kernel_size}, "
+                f"size={size})` needs channels >= 1 and 1 <= kernel_size <= size."
+            )
+        dtype = dtype or jnp.result_type(float)
+        scale = 1.0 / (channels * kernel_size)
+        shape = (channels, channels, kernel_size, kernel_size)
+        self.kernel = scale * jax.random.normal(key, shape, dtype)
+        self.bias = jnp.zeros(channels, dtype) if use_bias else None
+        self.channels, self.size = channels, size
+
+    @property
+    def lipschitz_bound(self) -> float:
+        return 1.0
+
+    def _spectral(self):
+        n = self.size
+        w = jnp.fft.rfft2(self.kernel, s=(n, n))  # (c, c, n, n//2 + 1)
+        w = jnp.moveaxis(w, (0, 1), (-2, -1))  # (n, n//2 + 1, c, c)
+        return _cayley(w - jnp.conj(mT(w)))
+
+    def __call__(self, x: Float[Array, "c n n"], *, key: PRNGKeyArray | None = None):
+        del key
+        shape = (self.channels, self.size, self.size)
+        if x.shape != shape:
+            raise ValueError(f"`OrthogonalConv2d` takes one input of shape {shape}, got {x.shape}.")
+        xf = jnp.moveaxis(jnp.fft.rfft2(x), 0, -1)[..., None]  # (n, n//2 + 1, c, 1)
+        yf = jnp.moveaxis(mm(self._spectral(), xf)[..., 0], -1, 0)
+        y = jnp.fft.irfft2(yf, s=(self.size, self.size))
+        return y if self.bias is None else y + self.bias[:, None, None]

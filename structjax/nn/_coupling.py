@@ -1,0 +1,123 @@
+"""Coupling layers: additive (NICE), affine (RealNVP), and the RevNet block built from two."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._bijection import AbstractBijection, Chain, check_even, check_vector, zero_log_det
+
+
+def _halves(x, flip: bool):
+    """(the half that conditions, the half that is transformed)."""
+    a, b = jnp.split(x, 2)
+    return (b, a) if flip else (a, b)
+
+
+def _join(cond, moved, flip: bool):
+    return jnp.concatenate([moved, cond] if flip else [cond, moved])
+
+
+class AdditiveCoupling(AbstractBijection):
+    """The additive coupling of NICE (Dinh, Krueger & Bengio 2015, eq. (3)): the input splits
+    into halves $(x_1, x_2)$ and $y_1 = x_1$, $y_2 = x_2 + m(x_1)$, with $m$ an MLP.
+    Volume-preserving: the log-determinant is exactly 0. With `flip=True` the roles of the
+    halves swap ($y_1 = x_1 + m(x_2)$).
+
+    **Arguments:** `dim` (even), `width`, `depth` of the MLP $m$, `activation`, `flip`, `key`.
+    """
+
+    net: eqx.nn.MLP
+    dim: int = eqx.field(static=True)
+    flip: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 64,
+        depth: int = 2,
+        activation: Callable = jax.nn.relu,
+        flip: bool = False,
+        *,
+        key: PRNGKeyArray,
+    ):
+        check_even(dim, f"AdditiveCoupling(dim={dim})")
+        self.net = eqx.nn.MLP(dim // 2, dim // 2, width, depth, activation, key=key)
+        self.dim, self.flip = dim, flip
+
+    def forward_and_log_det(self, x: Float[Array, " dim"]):
+        check_vector(x, self.dim, "AdditiveCoupling")
+        cond, moved = _halves(x, self.flip)
+        return _join(cond, moved + self.net(cond), self.flip), zero_log_det(x)
+
+    def inverse_and_log_det(self, y: Float[Array, " dim"]):
+        check_vector(y, self.dim, "AdditiveCoupling")
+        cond, moved = _halves(y, self.flip)
+        return _join(cond, moved - self.net(cond), self.flip), zero_log_det(y)
+
+
+class AffineCoupling(AbstractBijection):
+    """The affine coupling of RealNVP (Dinh, Sohl-Dickstein & Bengio 2017, eqs. (4)-(6)):
+    $y_1 = x_1$, $y_2 = x_2 \\odot e^{s(x_1)} + t(x_1)$, log-determinant $\\sum_i s_i(x_1)$.
+    The log-scale is bounded, $s = \\tanh(\\tilde s)$ (a common stabilisation), so one
+    layer scales each coordinate by at most $e$. `flip=True` swaps the halves' roles.
+
+    **Arguments:** `dim` (even), `width`, `depth` of the conditioner MLP, `activation`,
+    `flip`, `key`.
+    """
+
+    net: eqx.nn.MLP
+    dim: int = eqx.field(static=True)
+    flip: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 64,
+        depth: int = 2,
+        activation: Callable = jax.nn.relu,
+        flip: bool = False,
+        *,
+        key: PRNGKeyArray,
+    ):
+        check_even(dim, f"AffineCoupling(dim={dim})")
+        self.net = eqx.nn.MLP(dim // 2, dim, width, depth, activation, key=key)
+        self.dim, self.flip = dim, flip
+
+    def _scale_shift(self, cond):
+        s, t = jnp.split(self.net(cond), 2)
+        return jnp.tanh(s), t
+
+    def forward_and_log_det(self, x: Float[Array, " dim"]):
+        check_vector(x, self.dim, "AffineCoupling")
+        cond, moved = _halves(x, self.flip)
+        s, t = self._scale_shift(cond)
+        return _join(cond, moved * jnp.exp(s) + t, self.flip), jnp.sum(s)
+
+    def inverse_and_log_det(self, y: Float[Array, " dim"]):
+        check_vector(y, self.dim, "AffineCoupling")
+        cond, moved = _halves(y, self.flip)
+        s, t = self._scale_shift(cond)
+        return _join(cond, (moved - t) * jnp.exp(-s), self.flip), -jnp.sum(s)
+
+
+def revnet_block(
+    dim: int,
+    width: int = 64,
+    depth: int = 2,
+    activation: Callable = jax.nn.relu,
+    *,
+    key: PRNGKeyArray,
+) -> Chain:
+    """The reversible block of RevNet (Gomez, Ren, Urtasun & Grosse 2017, eqs. (5)-(6)):
+    $y_1 = x_1 + F(x_2)$, $y_2 = x_2 + G(y_1)$, i.e. two additive couplings with swapped
+    halves. Stack it with `Reversible` for constant-memory backpropagation."""
+    kf, kg = jax.random.split(key)
+    return Chain(
+        [
+            AdditiveCoupling(dim, width, depth, activation, flip=True, key=kf),
+            AdditiveCoupling(dim, width, depth, activation, flip=False, key=kg),
+        ]
+    )

@@ -1,0 +1,150 @@
+"""Hamiltonian neural networks: a learned scalar energy whose symplectic gradient is the
+vector field (Greydanus, Dzamba & Yosinski 2019, "Hamiltonian neural networks", eq. (2))."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ..integrators import (
+    FixedSolution,
+    GeneralizedLeapfrog,
+    HamiltonianTerm,
+    VelocityVerlet,
+    separable_terms,
+    solve_fixed,
+)
+from ._bijection import check_vector
+
+
+def _scalar_mlp(in_size, width, depth, activation, dtype, key):
+    return eqx.nn.MLP(in_size, "scalar", width, depth, activation, dtype=dtype, key=key)
+
+
+class HamiltonianNet(eqx.Module):
+    """A Hamiltonian neural network (HNN): a learned $H_\\theta(q, p)$, an MLP on $(q, p)$,
+    whose vector field $J\\nabla H_\\theta$ conserves $H_\\theta$ exactly, and whose flow is
+    symplectic (Greydanus, Dzamba & Yosinski 2019).
+
+    - `hnn.hamiltonian(q, p)`: the energy; `hnn(y)` / `hnn.time_derivative(y)`: the
+      vector field at `y = (q, p)`, to fit to observed derivatives;
+    - `hnn.term`: a `HamiltonianTerm` for any diffrax solver;
+    - `hnn.rollout(y0, dt, num_steps)`: a trajectory by `GeneralizedLeapfrog` (symplectic for
+      a non-separable $H$), differentiable, to fit to observed trajectories.
+
+    **Arguments:** `dim` of $q$ and $p$, `width`, `depth`, `activation` (smooth: the vector
+    field differentiates it), `dtype`, `key`.
+    """
+
+    net: eqx.nn.MLP
+    dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 64,
+        depth: int = 2,
+        activation=jnp.tanh,
+        dtype=None,
+        *,
+        key: PRNGKeyArray,
+    ):
+        self.net = _scalar_mlp(2 * dim, width, depth, activation, dtype, key)
+        self.dim = dim
+
+    def hamiltonian(self, q: Float[Array, " dim"], p: Float[Array, " dim"], args=None):
+        check_vector(q, self.dim, "HamiltonianNet: q")
+        check_vector(p, self.dim, "HamiltonianNet: p")
+        return self.net(jnp.concatenate([q, p]))
+
+    @property
+    def term(self) -> HamiltonianTerm:
+        return HamiltonianTerm(self.hamiltonian)
+
+    def time_derivative(self, y: tuple[Array, Array]) -> tuple[Array, Array]:
+        """$(\\partial H/\\partial p, -\\partial H/\\partial q)$ at `y = (q, p)`."""
+        return self.term.vf(0.0, y, None)
+
+    def __call__(self, y: tuple[Array, Array]) -> tuple[Array, Array]:
+        return self.time_derivative(y)
+
+    def rollout(
+        self,
+        y0,
+        dt: float,
+        num_steps: int,
+        solver: diffrax.AbstractSolver | None = None,
+        save_every: int | None = 1,
+    ) -> FixedSolution:
+        """`solve_fixed` of the learned system from `y0 = (q0, p0)`; default solver
+        `GeneralizedLeapfrog()`."""
+        solver = GeneralizedLeapfrog() if solver is None else solver
+        return solve_fixed(self.term, solver, y0, dt=dt, num_steps=num_steps, save_every=save_every)
+
+
+class SeparableHamiltonianNet(eqx.Module):
+    """An HNN with a separable energy $H_\\theta = T_\\theta(p) + V_\\theta(q)$, two MLPs, so
+    the explicit splittings of `structjax.integrators` integrate it (symplectic, no implicit
+    solve): `snn.terms` is `separable_terms(T, V)`; `snn.rollout` defaults to
+    `VelocityVerlet()`.
+
+    **Arguments:** as `HamiltonianNet`.
+    """
+
+    kinetic_net: eqx.nn.MLP
+    potential_net: eqx.nn.MLP
+    dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 64,
+        depth: int = 2,
+        activation=jnp.tanh,
+        dtype=None,
+        *,
+        key: PRNGKeyArray,
+    ):
+        kt, kv = jax.random.split(key)
+        self.kinetic_net = _scalar_mlp(dim, width, depth, activation, dtype, kt)
+        self.potential_net = _scalar_mlp(dim, width, depth, activation, dtype, kv)
+        self.dim = dim
+
+    def kinetic(self, p: Float[Array, " dim"], args=None):
+        check_vector(p, self.dim, "SeparableHamiltonianNet: p")
+        return self.kinetic_net(p)
+
+    def potential(self, q: Float[Array, " dim"], args=None):
+        check_vector(q, self.dim, "SeparableHamiltonianNet: q")
+        return self.potential_net(q)
+
+    def hamiltonian(self, q, p, args=None):
+        return self.kinetic(p) + self.potential(q)
+
+    @property
+    def terms(self):
+        return separable_terms(self.kinetic, self.potential)
+
+    def time_derivative(self, y: tuple[Array, Array]) -> tuple[Array, Array]:
+        """$(\\nabla T(p), -\\nabla V(q))$ at `y = (q, p)`."""
+        q, p = y
+        term_q, term_p = self.terms
+        return term_q.vf(0.0, p, None), term_p.vf(0.0, q, None)
+
+    def __call__(self, y: tuple[Array, Array]) -> tuple[Array, Array]:
+        return self.time_derivative(y)
+
+    def rollout(
+        self,
+        y0,
+        dt: float,
+        num_steps: int,
+        solver: diffrax.AbstractSolver | None = None,
+        save_every: int | None = 1,
+    ) -> FixedSolution:
+        """`solve_fixed` of the learned system from `y0 = (q0, p0)`; default `VelocityVerlet()`."""
+        solver = VelocityVerlet() if solver is None else solver
+        return solve_fixed(
+            self.terms, solver, y0, dt=dt, num_steps=num_steps, save_every=save_every
+        )

@@ -1,0 +1,249 @@
+"""Layers with a certified Lipschitz bound, and the invertible residual block built on them."""
+
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optimistix as optx
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ..manifolds._base import mm
+from ._bijection import AbstractBijection, check_vector
+
+
+def _init_linear(in_features, out_features, use_bias, dtype, key):
+    lin = eqx.nn.Linear(in_features, out_features, use_bias=use_bias, dtype=dtype, key=key)
+    return lin.weight, lin.bias
+
+
+def _check_sizes(call: str, in_features: int, out_features: int):
+    if in_features < 1 or out_features < 1:
+        raise ValueError(f"`{call}({in_features}, {out_features})` needs positive sizes.")
+
+
+class SpectralNormLinear(eqx.Module):
+    """$y = c\\, W x / \\|W\\|_2 + b$: a dense layer whose weight has spectral norm exactly
+    $c$ (Miyato, Kataoka, Koyama & Yoshida 2018, "Spectral normalization for generative
+    adversarial networks", eq. (8)), so the layer is $c$-Lipschitz.
+
+    $\\|W\\|_2$ is computed exactly (the largest singular value), not by the one-step power
+    iteration of Miyato et al., whose underestimate would void the bound that
+    `InvertibleResidual` relies on.
+
+    **Arguments:** `in_features`, `out_features`, `coefficient` $c > 0$, `use_bias`, `dtype`,
+    `key`.
+    """
+
+    weight: Float[Array, "out in"]
+    bias: Float[Array, " out"] | None
+    coefficient: float = eqx.field(static=True)
+    in_features: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        coefficient: float = 1.0,
+        use_bias: bool = True,
+        dtype=None,
+        *,
+        key: PRNGKeyArray,
+    ):
+        _check_sizes("SpectralNormLinear", in_features, out_features)
+        if not coefficient > 0:
+            raise ValueError(f"`SpectralNormLinear(coefficient={coefficient})` needs c > 0.")
+        self.weight, self.bias = _init_linear(in_features, out_features, use_bias, dtype, key)
+        self.coefficient, self.in_features = coefficient, in_features
+
+    @property
+    def lipschitz_bound(self) -> float:
+        return self.coefficient
+
+    @property
+    def matrix(self) -> Float[Array, "out in"]:
+        sigma = jnp.linalg.svd(self.weight, compute_uv=False)[0]
+        return (self.coefficient / sigma) * self.weight
+
+    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
+        del key
+        check_vector(x, self.in_features, "SpectralNormLinear")
+        y = mm(self.matrix, x)
+        return y if self.bias is None else y + self.bias
+
+
+class AOLLinear(eqx.Module):
+    """Almost-orthogonal Lipschitz layer (Prach & Lampert 2022, "Almost-orthogonal layers for
+    efficient general-purpose Lipschitz networks", Theorem 1): $y = W D x + b$ with
+    $D_{ii} = \\big(\\sum_j |W^\\top W|_{ij}\\big)^{-1/2}$, which guarantees $\\|WD\\|_2 \\le 1$
+    for any $W$: a certified 1-Lipschitz layer with no SVD or iteration.
+
+    **Arguments:** `in_features`, `out_features`, `use_bias`, `dtype`, `key`.
+    """
+
+    weight: Float[Array, "out in"]
+    bias: Float[Array, " out"] | None
+    in_features: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        use_bias: bool = True,
+        dtype=None,
+        *,
+        key: PRNGKeyArray,
+    ):
+        _check_sizes("AOLLinear", in_features, out_features)
+        self.weight, self.bias = _init_linear(in_features, out_features, use_bias, dtype, key)
+        self.in_features = in_features
+
+    @property
+    def lipschitz_bound(self) -> float:
+        return 1.0
+
+    @property
+    def matrix(self) -> Float[Array, "out in"]:
+        gram = jnp.abs(mm(self.weight.T, self.weight))
+        tiny = jnp.finfo(gram.dtype).tiny  # a zero column gets D_ii = 0 rather than a NaN
+        d = jnp.where(gram.sum(1) > 0, jax.lax.rsqrt(jnp.maximum(gram.sum(1), tiny)), 0.0)
+        return self.weight * d
+
+    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
+        del key
+        check_vector(x, self.in_features, "AOLLinear")
+        y = mm(self.matrix, x)
+        return y if self.bias is None else y + self.bias
+
+
+class GroupSort(eqx.Module):
+    """Sort each consecutive group of `group_size` entries (Anil, Lucas & Grosse 2019,
+    "Sorting out Lipschitz function approximation", Sec. 4): a 1-Lipschitz, gradient-norm
+    preserving activation; `group_size=2` is MaxMin."""
+
+    group_size: int = eqx.field(static=True, default=2)
+
+    def __check_init__(self):
+        if self.group_size < 1:
+            raise ValueError(f"`GroupSort(group_size={self.group_size})` needs group_size >= 1.")
+
+    @property
+    def lipschitz_bound(self) -> float:
+        return 1.0
+
+    def __call__(self, x: Float[Array, " n"], *, key: PRNGKeyArray | None = None):
+        del key
+        g = self.group_size
+        if jnp.ndim(x) != 1 or x.shape[0] % g:
+            raise ValueError(
+                f"`GroupSort(group_size={g})` takes a vector whose size is a multiple of {g}, "
+                f"got shape {jnp.shape(x)}."
+            )
+        return jnp.sort(x.reshape(-1, g), axis=-1).reshape(-1)
+
+
+class InvertibleResidual(AbstractBijection):
+    """The invertible residual block of i-ResNet (Behrmann, Grathwohl, Chen, Duvenaud &
+    Jacobsen 2019, "Invertible residual networks"): $y = x + g(x)$ with
+    $\\mathrm{Lip}(g) \\le c < 1$, which makes the block a bi-Lipschitz bijection.
+
+    - $g$ = `SpectralNormLinear`(coefficient $c$) $\\to \\sigma \\to$ `SpectralNormLinear`(1),
+      with $\\sigma$ 1-Lipschitz (default ELU, as in the paper), so $\\mathrm{Lip}(g) \\le c$.
+    - Inverse: the fixed point $x = y - g(x)$, a contraction with factor $c$ (their
+      Algorithm 1), solved by `optimistix.FixedPointIteration` to `rtol = atol = 100 eps`;
+      a solve that fails raises. Gradients through it use the implicit function theorem.
+    - Log-determinant: $\\log\\det(I + J_g) = \\sum_{k \\ge 1} (-1)^{k+1}\\mathrm{tr}(J_g^k)/k$
+      (their eq. (7), Theorem 3), with exact traces of the $d \\times d$ Jacobian, truncated
+      after `log_det_terms` terms; `log_det_truncation_bound` states the error bound
+      $d\\,c^{n+1} / ((n+1)(1-c))$ (their Theorem 4). By default $n$ is the smallest with
+      that bound below `log_det_tol`.
+
+    **Arguments:** `dim`, `width` of the hidden layer, `coefficient` $c \\in (0, 1)$,
+    `activation`, `log_det_terms`, `log_det_tol`, `dtype`, `key`.
+    """
+
+    first: SpectralNormLinear
+    second: SpectralNormLinear
+    activation: Callable
+    dim: int = eqx.field(static=True)
+    coefficient: float = eqx.field(static=True)
+    log_det_terms: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        width: int = 64,
+        coefficient: float = 0.9,
+        activation: Callable = jax.nn.elu,
+        log_det_terms: int | None = None,
+        log_det_tol: float = 1e-10,
+        dtype=None,
+        *,
+        key: PRNGKeyArray,
+    ):
+        if not 0 < coefficient < 1:
+            raise ValueError(
+                f"`InvertibleResidual(coefficient={coefficient})` needs 0 < c < 1: with "
+                "Lip(g) >= 1, x + g(x) need not be invertible and the fixed-point inverse and "
+                "log-det series diverge."
+            )
+        k1, k2 = jax.random.split(key)
+        self.first = SpectralNormLinear(dim, width, coefficient, dtype=dtype, key=k1)
+        self.second = SpectralNormLinear(width, dim, 1.0, dtype=dtype, key=k2)
+        self.activation, self.dim, self.coefficient = activation, dim, coefficient
+        if log_det_terms is None:
+            log_det_terms = 1
+            while _series_bound(dim, coefficient, log_det_terms) > log_det_tol:
+                log_det_terms += 1
+        if log_det_terms < 1:
+            raise ValueError(f"`log_det_terms={log_det_terms}` must be >= 1.")
+        self.log_det_terms = log_det_terms
+
+    @property
+    def log_det_truncation_bound(self) -> float:
+        """A bound on the log-determinant's truncation error (Behrmann et al., Theorem 4)."""
+        return _series_bound(self.dim, self.coefficient, self.log_det_terms)
+
+    def residual(self, x: Float[Array, " dim"]) -> Float[Array, " dim"]:
+        """$g(x)$, with $\\mathrm{Lip}(g) \\le c$."""
+        return self.second(self.activation(self.first(x)))
+
+    def _log_det(self, x):
+        jac = jax.jacfwd(self.residual)(x)
+
+        def term(power, k):
+            power = mm(power, jac)
+            return power, jnp.trace(power) * (-1.0) ** (k + 1) / k
+
+        ks = jnp.arange(1, self.log_det_terms + 1, dtype=x.dtype)
+        _, terms = jax.lax.scan(term, jnp.eye(self.dim, dtype=x.dtype), ks)
+        return jnp.sum(terms)
+
+    def forward_and_log_det(self, x: Float[Array, " dim"]):
+        check_vector(x, self.dim, "InvertibleResidual")
+        return x + self.residual(x), self._log_det(x)
+
+    def inverse_and_log_det(self, y: Float[Array, " dim"]):
+        check_vector(y, self.dim, "InvertibleResidual")
+        tol = 100 * float(jnp.finfo(y.dtype).eps)
+        # Enough iterations to contract an O(|y|) error to the tolerance, with margin.
+        steps = 4 + math.ceil(math.log(tol / 10) / math.log(self.coefficient))
+        solution = optx.fixed_point(
+            lambda x, y: y - self.residual(x),
+            # (a norm in the default float dtype: optimistix keeps its error state in it)
+            optx.FixedPointIteration(rtol=tol, atol=tol, norm=_max_norm),
+            y,
+            y,
+            max_steps=steps,
+        )
+        x = solution.value
+        return x, -self._log_det(x)
+
+
+def _max_norm(x):
+    return optx.max_norm(x).astype(jnp.result_type(float))
+
+
+def _series_bound(dim: int, c: float, n: int) -> float:
+    return dim * c ** (n + 1) / ((n + 1) * (1 - c))

@@ -1,0 +1,58 @@
+"""A residual stack as a fixed-step ODE solve: the continuous-depth view of a ResNet."""
+
+from collections.abc import Callable
+
+import diffrax
+import equinox as eqx
+from jaxtyping import Array, PyTree
+
+from ..integrators import solve_fixed
+
+
+class ODEBlock(eqx.Module):
+    """$y \\mapsto y(T)$ for $\\dot y = f_\\theta(t, y)$, $y(0) = y$, by `num_steps` fixed steps
+    of size `dt` of any diffrax or structjax solver, through structjax's lean fixed-step
+    driver `solve_fixed` (one `lax.scan`). With `diffrax.Euler()` this is a ResNet of
+    `num_steps` residual blocks $y \\leftarrow y + dt\\, f_\\theta(t, y)$ sharing weights
+    (Chen, Rubanova, Bettencourt & Duvenaud 2018; Haber & Ruthotto 2017).
+
+    **Arguments:**
+
+    - `vector_field`: `(t, y, args) -> dy/dt`, typically an equinox module; or a pair
+        `(f_q, f_p)` of partitioned fields for a state `y = (q, p)` and a structjax
+        splitting method (`VelocityVerlet()`, ...), the `SemiImplicitEuler` convention.
+    - `solver`: the diffrax solver.
+    - `num_steps`, `dt`: the fixed steps (Python int, positive float).
+    - `adjoint`: `"autodiff"` or `"reversible"` (splittings: memory constant in
+        `num_steps`), as in `solve_fixed`.
+    """
+
+    vector_field: Callable | tuple[Callable, Callable]
+    solver: diffrax.AbstractSolver
+    num_steps: int = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    adjoint: str = eqx.field(static=True, default="autodiff")
+
+    def __check_init__(self):
+        if not (isinstance(self.num_steps, int) and self.num_steps >= 1):
+            raise ValueError(f"`ODEBlock(num_steps={self.num_steps!r})` needs an int >= 1.")
+        if not self.dt > 0:
+            raise ValueError(f"`ODEBlock(dt={self.dt!r})` needs a step dt > 0.")
+
+    @property
+    def terms(self):
+        if isinstance(self.vector_field, tuple):
+            return tuple(diffrax.ODETerm(f) for f in self.vector_field)
+        return diffrax.ODETerm(self.vector_field)
+
+    def __call__(self, y: PyTree[Array], args: PyTree = None) -> PyTree[Array]:
+        solution = solve_fixed(
+            self.terms,
+            self.solver,
+            y,
+            dt=self.dt,
+            num_steps=self.num_steps,
+            args=args,
+            adjoint=self.adjoint,
+        )
+        return solution.y1

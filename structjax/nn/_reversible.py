@@ -1,0 +1,219 @@
+"""Deep stacks of exactly invertible blocks with constant-memory backpropagation."""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from ._bijection import AbstractBijection, check_vector, zero_log_det
+from ._sympnet import gradient_shear
+
+_MEMORY = ("reversible", "stored")
+
+
+def _scan_forward(vjp_arg):
+    blocks, x = vjp_arg
+    dynamic, static = eqx.partition(blocks, eqx.is_array)
+
+    def body(carry, block):
+        x, total = carry
+        y, ld = eqx.combine(block, static).forward_and_log_det(x)
+        return (y, total + ld), None
+
+    (y, total), _ = jax.lax.scan(body, (x, zero_log_det(x)), dynamic)
+    return y, total
+
+
+_reversible_scan = eqx.filter_custom_vjp(_scan_forward)
+
+
+@_reversible_scan.def_fwd
+def _reversible_fwd(perturbed, vjp_arg):
+    del perturbed
+    out = _scan_forward(vjp_arg)
+    # Only the output is kept: the backward pass rebuilds each block's input by inverting it
+    # (Gomez et al. 2017, Algorithm 1), so memory does not grow with depth.
+    return out, out[0]
+
+
+@_reversible_scan.def_bwd
+def _reversible_bwd(y, cotangents, perturbed, vjp_arg):
+    del perturbed
+    ct_y, ct_ld = cotangents
+    blocks, _ = vjp_arg
+    ct_y = jtu.tree_map(
+        lambda c, v: jnp.zeros_like(v) if c is None else c, ct_y, y, is_leaf=lambda c: c is None
+    )
+    ct_ld = jnp.zeros((), zero_log_det(y).dtype) if ct_ld is None else ct_ld
+    dynamic, static = eqx.partition(blocks, eqx.is_array)
+
+    def body(carry, block):
+        y, ct_y = carry
+        block = eqx.combine(block, static)
+        x = block.inverse(y)
+        _, vjp = eqx.filter_vjp(lambda b, x: b.forward_and_log_det(x), block, x)
+        ct_block, ct_x = vjp((ct_y, ct_ld))
+        return (x, ct_x), eqx.filter(ct_block, eqx.is_array)
+
+    (_, ct_x), ct_blocks = jax.lax.scan(body, (y, ct_y), dynamic, reverse=True)
+    return ct_blocks, ct_x
+
+
+class Reversible(AbstractBijection):
+    """`depth` blocks of one kind, stacked (parameters along a leading axis) and run as one
+    `lax.scan`; itself a bijection whose log-determinant is the sum of the blocks'.
+
+    With `memory="reversible"` (default), backpropagation stores no activations: a
+    `custom_vjp` rebuilds each block's input from its output by the block's exact inverse
+    (Gomez, Ren, Urtasun & Grosse 2017, "The reversible residual network", Sec. 3), so memory
+    is flat in depth and the gradient equals plain autodiff up to the rounding of the inverse.
+    `memory="stored"` is plain autodiff through the scan. (The reversible gradient is
+    first-order only: `jax.hessian` of it is not defined.)
+
+    **Arguments:**
+
+    - `make_block`: `key -> block`, any `AbstractBijection` with an exact inverse
+        (`revnet_block`, `VerletBlock`, `AffineCoupling`, SympNet modules, ...).
+    - `depth`: the number of blocks.
+    - `memory`: `"reversible"` or `"stored"`.
+    - `key`: a PRNG key, split over the blocks.
+    """
+
+    blocks: AbstractBijection
+    depth: int = eqx.field(static=True)
+    memory: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        make_block: Callable[[PRNGKeyArray], AbstractBijection],
+        depth: int,
+        memory: str = "reversible",
+        *,
+        key: PRNGKeyArray,
+    ):
+        if memory not in _MEMORY:
+            raise ValueError(f"`Reversible(memory={memory!r})` must be one of {_MEMORY}.")
+        if depth < 1:
+            raise ValueError(f"`Reversible(depth={depth})` needs depth >= 1.")
+        self.blocks = eqx.filter_vmap(make_block)(jax.random.split(key, depth))
+        self.depth, self.memory = depth, memory
+
+    def forward_and_log_det(self, x: PyTree[Array]):
+        if self.memory == "reversible":
+            return _reversible_scan((self.blocks, x))
+        return _scan_forward((self.blocks, x))
+
+    def inverse_and_log_det(self, y: PyTree[Array]):
+        dynamic, static = eqx.partition(self.blocks, eqx.is_array)
+
+        def body(carry, block):
+            y, total = carry
+            x, ld = eqx.combine(block, static).inverse_and_log_det(y)
+            return (x, total + ld), None
+
+        (x, total), _ = jax.lax.scan(body, (y, zero_log_det(y)), dynamic, reverse=True)
+        return x, total
+
+
+class VerletBlock(AbstractBijection):
+    """One Verlet step of the Hamiltonian reversible network of Chang, Meng, Haber,
+    Ruthotto, Begert & Holtham 2018 ("Reversible architectures for arbitrarily deep residual
+    neural networks", eq. (5); after Haber & Ruthotto 2017, eq. (3.8)), on $y = (q, p)$:
+
+    $q \\mapsto q + h K_1^\\top \\sigma(K_1 p + b_1)$, then
+    $p \\mapsto p - h K_2^\\top \\sigma(K_2 q + b_2)$.
+
+    Each half is a symplectic shear (`GradientModule` with $a = \\pm h$), so the block is
+    symplectic and volume preserving for any weights, and inverted exactly.
+
+    **Arguments:** `dim` of $q$ and $p$, `width` of $K_i \\in \\mathbb R^{w \\times d}$,
+    `step` $h$, `activation`, `dtype`, `key`.
+    """
+
+    k1: Float[Array, "width dim"]
+    b1: Float[Array, " width"]
+    k2: Float[Array, "width dim"]
+    b2: Float[Array, " width"]
+    activation: Callable
+    step: float = eqx.field(static=True)
+
+    def __init__(
+        self, dim: int, width: int, step: float = 0.1, activation=jnp.tanh, dtype=None, *, key
+    ):
+        if not step > 0:
+            raise ValueError(f"`VerletBlock(step={step})` needs a step h > 0.")
+        k1, k2 = jax.random.split(key)
+        dtype = dtype or jnp.result_type(float)
+        self.k1 = jax.random.normal(k1, (width, dim), dtype) / jnp.sqrt(dim)
+        self.k2 = jax.random.normal(k2, (width, dim), dtype) / jnp.sqrt(dim)
+        self.b1, self.b2 = jnp.zeros(width, dtype), jnp.zeros(width, dtype)
+        self.activation, self.step = activation, step
+
+    def _halves(self):
+        one = jnp.ones(self.b1.shape, self.b1.dtype)
+
+        def drift(p):
+            return gradient_shear(self.k1, self.step * one, self.b1, self.activation, p)
+
+        def kick(q):
+            return gradient_shear(self.k2, self.step * one, self.b2, self.activation, q)
+
+        return drift, kick
+
+    def forward_and_log_det(self, y):
+        drift, kick = self._halves()
+        q, p = y
+        q = q + drift(p)
+        return (q, p - kick(q)), zero_log_det(y)
+
+    def inverse_and_log_det(self, y):
+        drift, kick = self._halves()
+        q, p = y
+        p = p + kick(q)
+        return (q - drift(p), p), zero_log_det(y)
+
+
+class HamiltonianResNet(eqx.Module):
+    """A classifier whose hidden layers are Verlet steps of a learned Hamiltonian system
+    (Haber & Ruthotto 2017; Chang et al. 2018): the input is lifted to $q = W_{in} x$, $p = 0$,
+    stepped through `depth` `VerletBlock`s (a `Reversible` stack: constant-memory backprop
+    by default), and read out linearly from $(q, p)$.
+
+    **Arguments:** `in_features`, `out_features`, `dim` of $q$ and $p$, `width` of the
+    blocks, `depth`, `step` $h$, `memory` (`"reversible"` or `"stored"`), `key`.
+    """
+
+    lift: eqx.nn.Linear
+    body: Reversible
+    head: eqx.nn.Linear
+    in_features: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        dim: int = 32,
+        width: int = 64,
+        depth: int = 16,
+        step: float = 0.1,
+        memory: str = "reversible",
+        *,
+        key,
+    ):
+        k_in, k_body, k_out = jax.random.split(key, 3)
+        self.lift = eqx.nn.Linear(in_features, dim, key=k_in)
+        self.body = Reversible(
+            lambda k: VerletBlock(dim, width, step, key=k), depth, memory, key=k_body
+        )
+        self.head = eqx.nn.Linear(2 * dim, out_features, key=k_out)
+        self.in_features = in_features
+
+    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
+        del key
+        check_vector(x, self.in_features, "HamiltonianResNet")
+        q = self.lift(x)
+        q, p = self.body((q, jnp.zeros_like(q)))
+        return self.head(jnp.concatenate([q, p]))

@@ -1,0 +1,238 @@
+"""SympNets (Jin, Zhang, Zhu, Tang & Karniadakis 2020, "SympNets: intrinsic
+structure-preserving symplectic networks for identifying Hamiltonian systems", Neural Networks
+132): maps of phase space $(q, p)$ built from shears, each exactly symplectic for any weights.
+
+Every module is a shear of one half of phase space by the gradient of a function of the other
+half, $p \\mapsto p + \\nabla V(q)$ ("up") or $q \\mapsto q + \\nabla T(p)$ ("low"), whose
+Jacobian $\\begin{pmatrix} I & 0 \\\\ S & I \\end{pmatrix}$ has $S$ symmetric: symplectic, volume
+preserving (log-determinant 0) and inverted exactly by subtracting the same shear. The
+definitions follow the paper's Section 3 (linear, activation and gradient modules) and the
+authors' code (`learner/nn/sympnet.py`), with the state ordered $(q, p)$ as everywhere in
+structjax.
+"""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._bijection import AbstractBijection, check_even, check_vector, zero_log_det
+
+_KINDS = ("up", "low")
+
+
+def _check_kind(kind: str, call: str):
+    if kind not in _KINDS:
+        raise ValueError(f"`{call}(kind={kind!r})`: kind must be 'up' (kick p) or 'low' (drift q).")
+
+
+def _check_state(y, dim: int, call: str):
+    if not (isinstance(y, tuple) and len(y) == 2):
+        raise ValueError(f"`{call}` takes the phase-space state as a tuple `(q, p)`, got {y!r}.")
+    check_vector(y[0], dim, f"{call}: q")
+    check_vector(y[1], dim, f"{call}: p")
+
+
+def _shear(y, kind: str, sign: float, field: Callable):
+    """`up`: p += sign * field(q); `low`: q += sign * field(p)."""
+    q, p = y
+    return (q, p + sign * field(q)) if kind == "up" else (q + sign * field(p), p)
+
+
+def gradient_shear(k, a, b, activation, x):
+    """$K^\\top \\mathrm{diag}(a)\\, \\sigma(K x + b)$: the gradient of
+    $\\sum_i a_i \\Sigma(K x + b)_i$ with $\\Sigma' = \\sigma$, so its Jacobian
+    $K^\\top \\mathrm{diag}(a \\sigma') K$ is symmetric."""
+    return k.T @ (a * activation(k @ x + b))
+
+
+class GradientModule(AbstractBijection):
+    """The gradient module $\\mathcal G$: $p \\mapsto p + K^\\top \\mathrm{diag}(a)\\,
+    \\sigma(Kq + b)$ (`kind="up"`) or the same in $q$ from $p$ (`kind="low"`), with
+    $K \\in \\mathbb R^{w \\times d}$ (Jin et al. 2020, Sec. 3.2, eq. (8)).
+    Acts on `(q, p)`; symplectic, log-determinant 0."""
+
+    k: Float[Array, "width dim"]
+    a: Float[Array, " width"]
+    b: Float[Array, " width"]
+    activation: Callable
+    dim: int = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+
+    def __init__(
+        self, dim: int, width: int, kind: str = "up", activation=jnp.tanh, dtype=None, *, key
+    ):
+        _check_kind(kind, "GradientModule")
+        kk, ka = jax.random.split(key)
+        dtype = dtype or jnp.result_type(float)
+        self.k = jax.random.normal(kk, (width, dim), dtype) / jnp.sqrt(dim)
+        self.a = jax.random.normal(ka, (width,), dtype) / jnp.sqrt(width)
+        self.b = jnp.zeros(width, dtype)
+        self.activation, self.dim, self.kind = activation, dim, kind
+
+    def _field(self, x):
+        return gradient_shear(self.k, self.a, self.b, self.activation, x)
+
+    def forward_and_log_det(self, y):
+        _check_state(y, self.dim, "GradientModule")
+        return _shear(y, self.kind, 1.0, self._field), zero_log_det(y)
+
+    def inverse_and_log_det(self, y):
+        _check_state(y, self.dim, "GradientModule")
+        return _shear(y, self.kind, -1.0, self._field), zero_log_det(y)
+
+
+class ActivationModule(AbstractBijection):
+    """The activation module $\\mathcal N$: $p \\mapsto p + a \\odot \\sigma(q)$ (`"up"`) or
+    $q \\mapsto q + a \\odot \\sigma(p)$ (`"low"`) (Jin et al. 2020, Sec. 3.1, eq. (6)).
+    Acts on `(q, p)`; symplectic, log-determinant 0."""
+
+    a: Float[Array, " dim"]
+    activation: Callable
+    dim: int = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+
+    def __init__(self, dim: int, kind: str = "up", activation=jnp.tanh, dtype=None, *, key):
+        _check_kind(kind, "ActivationModule")
+        dtype = dtype or jnp.result_type(float)
+        self.a = jax.random.normal(key, (dim,), dtype) / jnp.sqrt(dim)
+        self.activation, self.dim, self.kind = activation, dim, kind
+
+    def _field(self, x):
+        return self.a * self.activation(x)
+
+    def forward_and_log_det(self, y):
+        _check_state(y, self.dim, "ActivationModule")
+        return _shear(y, self.kind, 1.0, self._field), zero_log_det(y)
+
+    def inverse_and_log_det(self, y):
+        _check_state(y, self.dim, "ActivationModule")
+        return _shear(y, self.kind, -1.0, self._field), zero_log_det(y)
+
+
+class LinearModule(AbstractBijection):
+    """The linear module $\\mathcal L$: a product of `sublayers` unit triangular symplectic
+    matrices, alternately $p \\mapsto p + S_i q$ and $q \\mapsto q + S_i p$ with
+    $S_i = A_i + A_i^\\top$ symmetric, then a bias (Jin et al. 2020, Sec. 3.1, eq. (5)).
+    Acts on `(q, p)`; symplectic, log-determinant 0."""
+
+    a: Float[Array, "sublayers dim dim"]
+    bias_q: Float[Array, " dim"]
+    bias_p: Float[Array, " dim"]
+    dim: int = eqx.field(static=True)
+
+    def __init__(self, dim: int, sublayers: int = 4, dtype=None, *, key):
+        if sublayers < 1:
+            raise ValueError(f"`LinearModule(sublayers={sublayers})` needs sublayers >= 1.")
+        dtype = dtype or jnp.result_type(float)
+        # The authors' code draws S_i ~ N(0, 0.01) and zero biases.
+        self.a = 0.01 * jax.random.normal(key, (sublayers, dim, dim), dtype)
+        self.bias_q, self.bias_p = jnp.zeros(dim, dtype), jnp.zeros(dim, dtype)
+        self.dim = dim
+
+    def _kinds(self):
+        return ["up" if i % 2 == 0 else "low" for i in range(self.a.shape[0])]
+
+    def forward_and_log_det(self, y):
+        _check_state(y, self.dim, "LinearModule")
+        for a, kind in zip(self.a, self._kinds()):
+            y = _shear(y, kind, 1.0, lambda x, a=a: (a + a.T) @ x)
+        q, p = y
+        return (q + self.bias_q, p + self.bias_p), zero_log_det(y)
+
+    def inverse_and_log_det(self, y):
+        _check_state(y, self.dim, "LinearModule")
+        q, p = y
+        y = (q - self.bias_q, p - self.bias_p)
+        for a, kind in reversed(list(zip(self.a, self._kinds()))):
+            y = _shear(y, kind, -1.0, lambda x, a=a: (a + a.T) @ x)
+        return y, zero_log_det(y)
+
+
+class AbstractSympNet(AbstractBijection):
+    """A sequence of symplectic modules applied in order; the two architectures below."""
+
+    modules: eqx.AbstractVar[tuple[AbstractBijection, ...]]
+
+    def forward_and_log_det(self, y):
+        for m in self.modules:
+            y = m.forward(y)
+        return y, zero_log_det(y)
+
+    def inverse_and_log_det(self, y):
+        for m in reversed(self.modules):
+            y = m.inverse(y)
+        return y, zero_log_det(y)
+
+
+class GSympNet(AbstractSympNet):
+    """G-SympNet: `layers` gradient modules, alternately up and low (Jin et al. 2020,
+    Sec. 3.2). Maps `(q, p) -> (q', p')`, symplectic for any weights; a universal
+    approximator of symplectic maps (their Theorem 5).
+
+    **Arguments:** `dim` ($q, p \\in \\mathbb R^d$), `layers`, `width` of each module,
+    `activation` (elementwise; default `tanh`), `dtype`, `key`.
+    """
+
+    modules: tuple[GradientModule, ...]
+
+    def __init__(
+        self, dim: int, layers: int = 4, width: int = 32, activation=jnp.tanh, dtype=None, *, key
+    ):
+        if layers < 1:
+            raise ValueError(f"`GSympNet(layers={layers})` needs layers >= 1.")
+        keys = jax.random.split(key, layers)
+        self.modules = tuple(
+            GradientModule(dim, width, _KINDS[i % 2], activation, dtype, key=k)
+            for i, k in enumerate(keys)
+        )
+
+
+class LASympNet(AbstractSympNet):
+    """LA-SympNet: linear modules interleaved with activation modules (alternately up and
+    low), $\\mathcal L_{n} \\circ \\mathcal N \\circ \\dots \\circ \\mathcal N \\circ \\mathcal L_1$
+    (Jin et al. 2020, Sec. 3.1). Symplectic for any weights.
+
+    **Arguments:** `dim`, `layers` (number of activation modules + 1 linear modules),
+    `sublayers` per linear module, `activation`, `dtype`, `key`.
+    """
+
+    modules: tuple[LinearModule | ActivationModule, ...]
+
+    def __init__(
+        self, dim: int, layers: int = 3, sublayers: int = 4, activation=jnp.tanh, dtype=None, *, key
+    ):
+        if layers < 1:
+            raise ValueError(f"`LASympNet(layers={layers})` needs layers >= 1.")
+        keys = jax.random.split(key, 2 * layers)
+        modules = []
+        for i in range(layers):
+            modules.append(LinearModule(dim, sublayers, dtype, key=keys[2 * i]))
+            if i < layers - 1:
+                kind = _KINDS[i % 2]
+                modules.append(ActivationModule(dim, kind, activation, dtype, key=keys[2 * i + 1]))
+        self.modules = tuple(modules)
+
+
+class SymplecticFlow(AbstractBijection):
+    """A SympNet (or any bijection of `(q, p)`) as a flow on vectors $x = (q, p) \\in
+    \\mathbb R^{2d}$: volume preserving, so the log-determinant is exactly 0."""
+
+    net: AbstractBijection
+    dim: int = eqx.field(static=True)
+
+    def __init__(self, net: AbstractBijection, dim: int):
+        check_even(dim, f"SymplecticFlow(dim={dim})")
+        self.net, self.dim = net, dim
+
+    def forward_and_log_det(self, x):
+        check_vector(x, self.dim, "SymplecticFlow")
+        q, p = self.net.forward(tuple(jnp.split(x, 2)))
+        return jnp.concatenate([q, p]), zero_log_det(x)
+
+    def inverse_and_log_det(self, y):
+        check_vector(y, self.dim, "SymplecticFlow")
+        q, p = self.net.inverse(tuple(jnp.split(y, 2)))
+        return jnp.concatenate([q, p]), zero_log_det(y)
