@@ -49,17 +49,58 @@ def _reversible_bwd(y, cotangents, perturbed, vjp_arg):
     )
     ct_ld = jnp.zeros((), zero_log_det(y).dtype) if ct_ld is None else ct_ld
     dynamic, static = eqx.partition(blocks, eqx.is_array)
+    return _backward(static)(dynamic, y, ct_y, ct_ld)
 
-    def body(carry, block):
-        y, ct_y = carry
-        block = eqx.combine(block, static)
-        x = block.inverse(y)
-        _, vjp = eqx.filter_vjp(lambda b, x: b.forward_and_log_det(x), block, x)
-        ct_block, ct_x = vjp((ct_y, ct_ld))
-        return (x, ct_x), eqx.filter(ct_block, eqx.is_array)
 
-    (_, ct_x), ct_blocks = jax.lax.scan(body, (y, ct_y), dynamic, reverse=True)
-    return ct_blocks, ct_x
+def _backward(static):
+    """The backward pass as a function of arrays only, with a batching rule.
+
+    Under `jax.vmap` of a layer (the way a batch is fed), JAX would batch this backward pass
+    as it is, giving each example its own copy of every block's parameter cotangent, summed
+    only at the end: memory batch x depth x parameters. The rule instead runs the scan once
+    over the whole batch, each block's vector-Jacobian product summing the parameters'
+    cotangent over the batch as it goes, so memory stays batch x activation + parameters."""
+
+    def backward(dynamic, y, ct_y, ct_ld, batched: bool):
+        def forward(block, x):
+            if batched:
+                return jax.vmap(block.forward_and_log_det)(x)
+            return block.forward_and_log_det(x)
+
+        def body(carry, block):
+            y, ct_y = carry
+            block = eqx.combine(block, static)
+            x = jax.vmap(block.inverse)(y) if batched else block.inverse(y)
+            _, vjp = eqx.filter_vjp(forward, block, x)
+            ct_block, ct_x = vjp((ct_y, ct_ld))
+            return (x, ct_x), eqx.filter(ct_block, eqx.is_array)
+
+        (_, ct_x), ct_blocks = jax.lax.scan(body, (y, ct_y), dynamic, reverse=True)
+        return ct_blocks, ct_x
+
+    @jax.custom_batching.custom_vmap
+    def unbatched(dynamic, y, ct_y, ct_ld):
+        return backward(dynamic, y, ct_y, ct_ld, batched=False)
+
+    @unbatched.def_vmap
+    def rule(axis_size, in_batched, dynamic, y, ct_y, ct_ld):
+        dyn_b, *rest_b = in_batched
+        if any(jtu.tree_leaves(dyn_b)):  # the parameters are batched too (an ensemble)
+            axes = jtu.tree_map(lambda b: 0 if b else None, in_batched)
+            out = jax.vmap(unbatched, in_axes=tuple(axes), axis_size=axis_size)(
+                dynamic, y, ct_y, ct_ld
+            )
+            return out, jtu.tree_map(lambda _: True, out)
+
+        def broadcast(x, b):
+            return x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
+
+        y, ct_y, ct_ld = jtu.tree_map(broadcast, (y, ct_y, ct_ld), tuple(rest_b))
+        ct_blocks, ct_x = backward(dynamic, y, ct_y, ct_ld, batched=True)
+        return (ct_blocks, ct_x), (jtu.tree_map(lambda _: False, ct_blocks),
+                                   jtu.tree_map(lambda _: True, ct_x))  # fmt: skip
+
+    return unbatched
 
 
 class Reversible(AbstractBijection):
@@ -70,8 +111,11 @@ class Reversible(AbstractBijection):
     `custom_vjp` rebuilds each block's input from its output by the block's exact inverse
     (Gomez, Ren, Urtasun & Grosse 2017, "The reversible residual network", Sec. 3), so memory
     is flat in depth and the gradient equals plain autodiff up to the rounding of the inverse.
-    `memory="stored"` is plain autodiff through the scan. (The reversible gradient is
-    first-order only: `jax.hessian` of it is not defined.)
+    `memory="stored"` is plain autodiff through the scan. Feed a batch with `jax.vmap` as
+    usual: a batching rule runs the backward pass once over the whole batch, so the
+    parameters' cotangents are summed over examples block by block rather than held per
+    example. (The reversible gradient is first-order only: `jax.hessian` of it is not
+    defined.)
 
     **Arguments:**
 
