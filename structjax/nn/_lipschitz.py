@@ -11,6 +11,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..manifolds._base import mm
 from ._bijection import AbstractBijection, check_vector
+from ._linear import AbstractLinear
 
 
 def _init_linear(in_features, out_features, use_bias, dtype, key):
@@ -23,7 +24,7 @@ def _check_sizes(call: str, in_features: int, out_features: int):
         raise ValueError(f"`{call}({in_features}, {out_features})` needs positive sizes.")
 
 
-class SpectralNormLinear(eqx.Module):
+class SpectralNormLinear(AbstractLinear):
     """$y = c\\, W x / \\|W\\|_2 + b$: a dense layer whose weight has spectral norm exactly
     $c$ (Miyato, Kataoka, Koyama & Yoshida 2018, "Spectral normalization for generative
     adversarial networks", eq. (8)), so the layer is $c$-Lipschitz.
@@ -66,14 +67,8 @@ class SpectralNormLinear(eqx.Module):
         sigma = jnp.linalg.svd(self.weight, compute_uv=False)[0]
         return (self.coefficient / sigma) * self.weight
 
-    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
-        del key
-        check_vector(x, self.in_features, "SpectralNormLinear")
-        y = mm(self.matrix, x)
-        return y if self.bias is None else y + self.bias
 
-
-class AOLLinear(eqx.Module):
+class AOLLinear(AbstractLinear):
     """Almost-orthogonal Lipschitz layer (Prach & Lampert 2022, "Almost-orthogonal layers for
     efficient general-purpose Lipschitz networks", Theorem 1): $y = W D x + b$ with
     $D_{ii} = \\big(\\sum_j |W^\\top W|_{ij}\\big)^{-1/2}$, which guarantees $\\|WD\\|_2 \\le 1$
@@ -109,12 +104,6 @@ class AOLLinear(eqx.Module):
         tiny = jnp.finfo(gram.dtype).tiny  # a zero column gets D_ii = 0 rather than a NaN
         d = jnp.where(gram.sum(1) > 0, jax.lax.rsqrt(jnp.maximum(gram.sum(1), tiny)), 0.0)
         return self.weight * d
-
-    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
-        del key
-        check_vector(x, self.in_features, "AOLLinear")
-        y = mm(self.matrix, x)
-        return y if self.bias is None else y + self.bias
 
 
 class GroupSort(eqx.Module):

@@ -9,7 +9,7 @@ from ..manifolds import Constrained, Stiefel
 from ..manifolds._base import mm, mT, skew
 from ..manifolds._orthogonal import _expm
 from ..manifolds._stiefel import _newton_schulz
-from ._bijection import check_vector
+from ._linear import AbstractLinear
 
 _PARAMETRISATIONS = ("stiefel", "cayley", "expm", "bjorck")
 
@@ -32,7 +32,7 @@ def _bjorck(w, iterations: int):
     return w
 
 
-class OrthogonalLinear(eqx.Module):
+class OrthogonalLinear(AbstractLinear):
     """$y = W x + b$ with $W$ semi-orthogonal: orthonormal columns when
     `out_features >= in_features` (an isometry, $|Wx| = |x|$), orthonormal rows otherwise
     (a co-isometry); either way $\\|W\\|_2 = 1$, so the layer is 1-Lipschitz.
@@ -114,12 +114,6 @@ class OrthogonalLinear(eqx.Module):
         else:
             w = _expm(2 * skew(self.weight))[:, :p]
         return w if self.out_features >= self.in_features else w.T
-
-    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
-        del key
-        check_vector(x, self.in_features, "OrthogonalLinear")
-        y = mm(self.matrix, x)
-        return y if self.bias is None else y + self.bias
 
 
 class OrthogonalConv2d(eqx.Module):
