@@ -347,3 +347,19 @@ def test_a_structjax_flow_inside_a_flowjax_distribution(getkey):
     grads = eqx.filter_grad(lambda d: -jnp.mean(d.log_prob(xs)))(dist)
     leaves = jtu.tree_leaves(eqx.filter(grads.bijection.bijection, eqx.is_inexact_array))
     assert leaves and max(float(jnp.max(jnp.abs(g))) for g in leaves) > 0
+
+
+def test_reversible_gradient_for_an_ensemble_under_nested_vmap():
+    # vmap over models (batched parameters) outside vmap over examples: the batching rule's
+    # other branch.
+    xs = jnp.linspace(0.0, 1.0, 5 * 8).reshape(5, 8)
+    keys = jax.random.split(jax.random.key(1), 2)
+
+    def grads(memory):
+        make = lambda k: snn.Reversible(lambda k: snn.revnet_block(8, 8, key=k), 3, memory, key=k)  # noqa: E731
+        models = eqx.filter_vmap(make)(keys)
+        loss = lambda ms: jnp.sum(jnp.sin(eqx.filter_vmap(lambda m: jax.vmap(m)(xs))(ms)))  # noqa: E731
+        return eqx.filter(eqx.filter_grad(loss)(models), eqx.is_inexact_array)
+
+    reversible, stored = grads("reversible"), grads("stored")
+    assert float(tree_max_abs_diff(reversible, stored)) < 1e-12
