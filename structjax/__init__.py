@@ -2,6 +2,7 @@
 
 from . import (
     check as check,
+    equivariant as equivariant,
     integrators as integrators,
     manifolds as manifolds,
     nn as nn,

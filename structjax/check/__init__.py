@@ -1,5 +1,6 @@
 """Certificates: functions that measure a structural property and return a number."""
 
+from ._equivariance import equivariance_error as equivariance_error
 from ._hamiltonian import (
     EnergyError as EnergyError,
     conformal_symplecticity_error as conformal_symplecticity_error,

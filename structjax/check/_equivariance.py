@@ -1,0 +1,55 @@
+"""The equivariance certificate: how far $f(g \\cdot x)$ is from $g \\cdot f(x)$."""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+
+def _action(rep) -> Callable:
+    # A representation object acts through its `act(g, x)`; any callable `(g, x) -> g . x`
+    # (an action on images, on point clouds) is used as it is.
+    return rep.act if hasattr(rep, "act") else rep
+
+
+def equivariance_error(
+    f: Callable[[PyTree], PyTree],
+    group,
+    x: PyTree[Array],
+    key: PRNGKeyArray,
+    *,
+    rep_in,
+    rep_out,
+    num_samples: int = 16,
+) -> Float[Array, ""]:
+    """$\\max_g \\|f(\\rho_{in}(g)x) - \\rho_{out}(g) f(x)\\| / \\|f(x)\\|$ over `num_samples`
+    group elements drawn by `group.sample`: zero (to rounding) for an equivariant `f`.
+
+    **Arguments:**
+
+    - `f`: the map, on one example.
+    - `group`: anything with `sample(key, dtype)` (a `structjax.equivariant.Group`).
+    - `x`: the input (a pytree).
+    - `key`: a PRNG key.
+    - `rep_in`, `rep_out`: representations (objects with `act(g, x)`, such as
+        `structjax.equivariant` reps) or callables `(g, x) -> g . x`. An invariant map has
+        `rep_out=lambda g, y: y`.
+    - `num_samples`: how many group elements.
+
+    **Returns:** a scalar.
+    """
+    act_in, act_out = _action(rep_in), _action(rep_out)
+    flat_x = ravel_pytree(x)[0]
+    y = f(x)
+    norm = jnp.maximum(jnp.linalg.norm(ravel_pytree(y)[0]), jnp.finfo(flat_x.dtype).tiny)
+
+    def error(key):
+        g = group.sample(key, flat_x.dtype)
+        lhs = ravel_pytree(f(act_in(g, x)))[0]
+        rhs = ravel_pytree(act_out(g, y))[0]
+        return jnp.linalg.norm(lhs - rhs)
+
+    errors = jax.lax.map(error, jax.random.split(key, num_samples))
+    return jnp.max(errors) / norm

@@ -1,0 +1,31 @@
+"""Groups, representations, and equivariant kernels and layers."""
+
+from ._basis import equivariant_basis as equivariant_basis
+from ._emlp import (
+    EMLP as EMLP,
+    EquivariantLinear as EquivariantLinear,
+    GatedNonlinearity as GatedNonlinearity,
+    gated as gated,
+    uniform_rep as uniform_rep,
+)
+from ._groups import (
+    SO as SO,
+    C as C,
+    D as D,
+    E as E,
+    Group as Group,
+    Lorentz as Lorentz,
+    O as O,
+    S as S,
+    Sp as Sp,
+)
+from ._reps import (
+    AbstractRep as AbstractRep,
+    DirectSum as DirectSum,
+    Dual as Dual,
+    Scalar as Scalar,
+    T as T,
+    TensorProduct as TensorProduct,
+    V as V,
+    Vector as Vector,
+)

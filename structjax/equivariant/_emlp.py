@@ -1,0 +1,184 @@
+"""Equivariant linear layers from the constraint's basis, and EMLP (Finzi, Welling & Wilson
+2021)."""
+
+import math
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._basis import equivariant_basis
+from ._groups import Group
+from ._reps import AbstractRep, DirectSum, Scalar, T, check_rep_input, components
+
+
+def _offsets(rep):
+    out, start = [], 0
+    for r, m in components(rep):
+        out.append((start, r, m))
+        start += r.size * m
+    return out
+
+
+class EquivariantLinear(eqx.Module):
+    """$y = W x + b$ with $W$ and $b$ in the span of the equivariant basis, so that
+    $\\rho_{out}(g)\\,y(x) = y(\\rho_{in}(g) x)$ for every $g$ of the group, exactly (to
+    rounding), for any parameters.
+
+    The input and output are direct sums of components with multiplicities; for each pair of
+    components (input type $a$ with $m_a$ copies, output type $b$ with $n_b$ copies) the layer
+    holds coefficients $\\theta \\in \\mathbb R^{r \\times n_b \\times m_a}$ on the $r$ basis
+    maps of `equivariant_basis(a, b)`: the parameters mix copies freely, the basis carries the
+    group structure (EMLP's Sec. 5.2 decomposition, solved per distinct pair, not for the
+    whole sum). The bias lies in the invariant vectors of `rep_out`.
+
+    **Arguments:** `rep_in`, `rep_out` (same group), `use_bias`, `dtype`, `key`.
+    """
+
+    weights: tuple[Array | None, ...]
+    biases: tuple[Array | None, ...]
+    rep_in: AbstractRep = eqx.field(static=True)
+    rep_out: AbstractRep = eqx.field(static=True)
+
+    def __init__(self, rep_in: AbstractRep, rep_out: AbstractRep, use_bias: bool = True,
+                 dtype=None, *, key: PRNGKeyArray):  # fmt: skip
+        if rep_in.group != rep_out.group:
+            raise ValueError(
+                f"`EquivariantLinear`: rep_in is a representation of {rep_in.group.name}, "
+                f"rep_out of {rep_out.group.name}."
+            )
+        dtype = dtype or jnp.result_type(float)
+        self.rep_in, self.rep_out = rep_in, rep_out
+        fan_in = sum(m * r.size for r, m in components(rep_in))
+        weights, biases = [], []
+        keys = iter(jax.random.split(key, len(components(rep_in)) * len(components(rep_out)) + 1))
+        for b, n in components(rep_out):
+            for a, m in components(rep_in):
+                k = next(keys)
+                r = equivariant_basis(a, b).shape[-1]
+                # Orthonormal basis maps: this keeps E|y|^2 ~ |x|^2 as for a dense layer.
+                scale = math.sqrt(b.size / (fan_in * max(r, 1)))
+                weights.append(scale * jax.random.normal(k, (r, n, m), dtype) if r else None)
+            r = equivariant_basis(Scalar(rep_out.group), b).shape[-1] if use_bias else 0
+            biases.append(jnp.zeros((r, n), dtype) if r else None)
+        self.weights, self.biases = tuple(weights), tuple(biases)
+
+    def matrix(self) -> Float[Array, "out in"]:
+        """The dense $W$ (for inspection and tests; the forward pass never forms it)."""
+        eye = jnp.eye(self.rep_in.size, dtype=self._dtype())
+
+        def column(x):
+            return jnp.concatenate([y.reshape(-1) for y in self._linear(x)])
+
+        return jax.vmap(column, in_axes=1, out_axes=1)(eye)
+
+    def _dtype(self):
+        leaves = [w for w in self.weights + self.biases if w is not None]
+        return leaves[0].dtype if leaves else jnp.result_type(float)
+
+    def _linear(self, x):
+        outs, w_iter = [], iter(self.weights)
+        for b, n in components(self.rep_out):
+            y = jnp.zeros((n, b.size), x.dtype)
+            for start, a, m in _offsets(self.rep_in):
+                theta = next(w_iter)
+                if theta is None:
+                    continue
+                basis = jnp.asarray(equivariant_basis(a, b), x.dtype)  # (b, a, r)
+                xa = x[start : start + m * a.size].reshape(m, a.size)
+                y = y + jnp.einsum("kni,bak,ia->nb", theta, basis, xa)
+            outs.append(y)
+        return outs
+
+    def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
+        del key
+        check_rep_input(self.rep_in, x, "EquivariantLinear input")
+        outs = self._linear(x)
+        for i, ((b, _), beta) in enumerate(zip(components(self.rep_out), self.biases)):
+            if beta is not None:
+                u = jnp.asarray(equivariant_basis(Scalar(self.rep_out.group), b)[:, 0], x.dtype)
+                outs[i] = outs[i] + jnp.einsum("kn,bk->nb", beta, u)
+        return jnp.concatenate([o.reshape(-1) for o in outs])
+
+
+def _is_scalar(rep) -> bool:
+    return isinstance(rep, Scalar)
+
+
+def gated(rep: AbstractRep) -> AbstractRep:
+    """`rep` plus one scalar gate per non-scalar copy (EMLP's `gated`)."""
+    gates = sum(m for r, m in components(rep) if not _is_scalar(r))
+    return rep + gates * Scalar(rep.group) if gates else rep
+
+
+class GatedNonlinearity(eqx.Module):
+    """The gated nonlinearity of EMLP (Finzi et al. 2021, Sec. 6; Weiler et al. 2018): on
+    `gated(rep)`, each non-scalar copy $v$ is multiplied by $\\sigma(s)$ of its own scalar gate
+    $s$, and each scalar $s$ becomes $s\\,\\sigma(s)$ (swish). Gates are invariant, so the map
+    is equivariant; the output is `rep` (gates dropped)."""
+
+    rep: AbstractRep = eqx.field(static=True)
+
+    def __call__(self, x: Array, *, key: PRNGKeyArray | None = None):
+        del key
+        n_values = self.rep.size
+        values, gates = x[:n_values], x[n_values:]
+        out, gate_index = [], 0
+        for start, r, m in _offsets(self.rep):
+            block = values[start : start + m * r.size].reshape(m, r.size)
+            if _is_scalar(r):
+                out.append((block * jax.nn.sigmoid(block)).reshape(-1))
+            else:
+                g = gates[gate_index : gate_index + m, None]
+                out.append((block * jax.nn.sigmoid(g)).reshape(-1))
+                gate_index += m
+        return jnp.concatenate(out)
+
+
+def uniform_rep(channels: int, group: Group, max_rank: int = 2) -> AbstractRep:
+    """A hidden representation of about `channels` numbers spread evenly over tensors of rank
+    0..`max_rank` (the idea of EMLP's `uniform_rep`): rank $k$ gets
+    $\\lfloor channels / ((max\\_rank + 1)\\, d^k) \\rfloor$ copies (at least one)."""
+    d = group.d
+    parts = []
+    for k in range(max_rank + 1):
+        copies = max(1, channels // ((max_rank + 1) * d**k))
+        parts.append((T(k, 0, group), copies))
+    return DirectSum(parts)
+
+
+class EMLP(eqx.Module):
+    """An equivariant MLP (Finzi, Welling & Wilson 2021): `EquivariantLinear` layers into
+    gated hidden representations, `GatedNonlinearity` between them, and an equivariant
+    linear read-out. Works for any group of `structjax.equivariant`.
+
+    **Arguments:** `rep_in`, `rep_out`, `hidden` (a representation, or an int: the size of a
+    `uniform_rep`), `num_layers` hidden layers, `dtype`, `key`.
+    """
+
+    layers: tuple[EquivariantLinear, ...]
+    nonlinearities: tuple[GatedNonlinearity, ...]
+    rep_in: AbstractRep = eqx.field(static=True)
+
+    def __init__(self, rep_in: AbstractRep, rep_out: AbstractRep,
+                 hidden: AbstractRep | int = 128, num_layers: int = 2, dtype=None, *,
+                 key: PRNGKeyArray):  # fmt: skip
+        if num_layers < 1:
+            raise ValueError(f"`EMLP(num_layers={num_layers})` needs num_layers >= 1.")
+        if isinstance(hidden, int):
+            hidden = uniform_rep(hidden, rep_in.group)
+        keys = jax.random.split(key, num_layers + 1)
+        reps: Sequence[AbstractRep] = [rep_in] + [hidden] * num_layers
+        self.layers = tuple(
+            EquivariantLinear(r, gated(hidden), dtype=dtype, key=k) for r, k in zip(reps[:-1], keys)
+        ) + (EquivariantLinear(hidden, rep_out, dtype=dtype, key=keys[-1]),)
+        self.nonlinearities = (GatedNonlinearity(hidden),) * num_layers
+        self.rep_in = rep_in
+
+    def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
+        del key
+        for layer, act in zip(self.layers[:-1], self.nonlinearities):
+            x = act(layer(x))
+        return self.layers[-1](x)

@@ -1,0 +1,242 @@
+"""Matrix groups, described as EMLP does (Finzi, Welling & Wilson 2021, "A practical method
+for constructing equivariant multilayer perceptrons for arbitrary matrix groups", Sec. 4):
+by Lie-algebra generators $A_k$ (the continuous part) and discrete generators $h_j$, as
+matrices of the defining representation on $\\mathbb R^d$. A group element is its $d \\times d$
+matrix in that representation.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ..manifolds._orthogonal import _expm
+
+
+def _rotation(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+def _so_generators(n: int) -> np.ndarray:
+    """The basis $E_{ij} - E_{ji}$, $i < j$, of $\\mathfrak{so}(n)$."""
+    gens = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            a = np.zeros((n, n))
+            a[i, j], a[j, i] = -1.0, 1.0
+            gens.append(a)
+    return np.stack(gens) if gens else np.zeros((0, n, n))
+
+
+def _reflection(n: int) -> np.ndarray:
+    r = np.eye(n)
+    r[0, 0] = -1.0
+    return r
+
+
+class Frozen:
+    """A numpy array as hashable static data (hashed by shape and bytes): the generators of a
+    group are part of its identity, so a representation pair is a cache key."""
+
+    __slots__ = ("array", "_hash")
+
+    def __init__(self, array):
+        self.array = np.asarray(array, dtype=np.float64)
+        self.array.setflags(write=False)
+        self._hash = hash((self.array.shape, self.array.tobytes()))
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Frozen)
+            and self._hash == other._hash
+            and np.array_equal(self.array, other.array)
+        )
+
+    def __repr__(self):
+        return f"Frozen(shape={self.array.shape})"
+
+
+class Group(eqx.Module):
+    """A matrix group from its generators, in the defining representation on $\\mathbb R^d$.
+
+    - `lie_algebra`: `(k, d, d)`, a basis of the Lie algebra (empty for a finite group);
+    - `discrete_generators`: `(m, d, d)`, elements that with the identity component generate
+      the group (empty for a connected group);
+    - `name`: for messages.
+
+    Use the constructors `C`, `D`, `S`, `SO`, `O`, `Lorentz`, `Sp`, `E`, or build your own
+    group from its generators: anything `equivariant_basis` needs is here.
+    """
+
+    _lie_algebra: Frozen = eqx.field(static=True)
+    _discrete: Frozen = eqx.field(static=True)
+    name: str = eqx.field(static=True)
+    order: int | None = eqx.field(static=True)  # finite groups: |G|
+
+    def __init__(self, lie_algebra, discrete_generators, name: str = "G", order=None):
+        self._lie_algebra, self._discrete = Frozen(lie_algebra), Frozen(discrete_generators)
+        self.name, self.order = name, order
+
+    @property
+    def lie_algebra(self) -> np.ndarray:
+        return self._lie_algebra.array
+
+    @property
+    def discrete_generators(self) -> np.ndarray:
+        return self._discrete.array
+
+    def __check_init__(self):
+        for field in ("lie_algebra", "discrete_generators"):
+            a = getattr(self, field)
+            if a.ndim != 3 or a.shape[1] != a.shape[2]:
+                raise ValueError(
+                    f"`Group({self.name})`: `{field}` must have shape (k, d, d), got {a.shape}."
+                )
+        if self.lie_algebra.shape[0] + self.discrete_generators.shape[0] == 0:
+            raise ValueError(
+                f"`Group({self.name})` has no generators: give Lie-algebra generators, discrete "
+                "generators or both (the trivial group has no equivariance constraint to solve)."
+            )
+        if self.lie_algebra.shape[1:] != self.discrete_generators.shape[1:] and (
+            self.lie_algebra.shape[0] and self.discrete_generators.shape[0]
+        ):
+            raise ValueError(
+                f"`Group({self.name})`: Lie-algebra generators {self.lie_algebra.shape} and "
+                f"discrete generators {self.discrete_generators.shape} act on different spaces."
+            )
+
+    @property
+    def d(self) -> int:
+        """The dimension of the defining representation."""
+        gens = self.lie_algebra if self.lie_algebra.shape[0] else self.discrete_generators
+        return gens.shape[-1]
+
+    def identity(self, dtype=None) -> Float[Array, "d d"]:
+        return jnp.eye(self.d, dtype=dtype)
+
+    def compose(self, g: Array, h: Array) -> Array:
+        """$gh$ (matrix product)."""
+        return g @ h
+
+    def inverse(self, g: Array) -> Array:
+        return jnp.linalg.inv(g)
+
+    def sample(self, key: PRNGKeyArray, dtype=None) -> Float[Array, "d d"]:
+        """A random element: $\\exp(\\sum_k c_k A_k)\\,h$ with $c \\sim N(0, 1)$ and $h$ a
+        random word of length up to 8 in the discrete generators (for a finite group, a word of
+        length up to twice its order, which reaches every element)."""
+        dtype = dtype or jnp.result_type(float)
+        k_alg, k_len, k_word = jax.random.split(key, 3)
+        g = jnp.eye(self.d, dtype=dtype)
+        if self.lie_algebra.shape[0]:
+            c = jax.random.normal(k_alg, (self.lie_algebra.shape[0],), dtype)
+            g = _expm(jnp.einsum("k,kij->ij", c, jnp.asarray(self.lie_algebra, dtype)))
+        m = self.discrete_generators.shape[0]
+        if m:
+            max_len = 8 if self.order is None else 2 * self.order
+            gens = jnp.asarray(self.discrete_generators, dtype)
+            length = jax.random.randint(k_len, (), 0, max_len + 1)
+            picks = jax.random.randint(k_word, (max_len,), 0, m)
+
+            def step(i, h):
+                return jnp.where(i < length, h @ gens[picks[i]], h)
+
+            g = g @ jax.lax.fori_loop(0, max_len, step, jnp.eye(self.d, dtype=dtype))
+        return g
+
+
+def C(n: int) -> Group:
+    """The cyclic group $C_n$: rotations of the plane by multiples of $2\\pi/n$."""
+    if n < 1:
+        raise ValueError(f"`C({n})` needs n >= 1.")
+    return Group(np.zeros((0, 2, 2)), _rotation(2 * math.pi / n)[None], f"C({n})", n)
+
+
+def D(n: int) -> Group:
+    """The dihedral group $D_n$ (order $2n$): the rotations of $C_n$ and a reflection."""
+    if n < 1:
+        raise ValueError(f"`D({n})` needs n >= 1.")
+    gens = np.stack([_rotation(2 * math.pi / n), _reflection(2)])
+    return Group(np.zeros((0, 2, 2)), gens, f"D({n})", 2 * n)
+
+
+def S(n: int) -> Group:
+    """The symmetric group $S_n$ as permutation matrices, generated by the transposition
+    $(1\\,2)$ and the cycle $(1\\,2 \\dots n)$."""
+    if n < 2:
+        raise ValueError(f"`S({n})` needs n >= 2.")
+    swap = np.eye(n)[[1, 0] + list(range(2, n))]
+    cycle = np.roll(np.eye(n), 1, axis=0)
+    return Group(np.zeros((0, n, n)), np.stack([swap, cycle]), f"S({n})", math.factorial(n))
+
+
+def SO(n: int) -> Group:
+    """The rotations of $\\mathbb R^n$."""
+    if n < 2:
+        raise ValueError(f"`SO({n})` needs n >= 2.")
+    return Group(_so_generators(n), np.zeros((0, n, n)), f"SO({n})")
+
+
+def O(n: int) -> Group:  # noqa: E743
+    """The orthogonal group of $\\mathbb R^n$: $SO(n)$ and a reflection."""
+    if n < 1:
+        raise ValueError(f"`O({n})` needs n >= 1.")
+    return Group(_so_generators(n), _reflection(n)[None], f"O({n})")
+
+
+def Lorentz() -> Group:
+    """The Lorentz group $O(1, 3)$, preserving $\\eta = \\mathrm{diag}(1, -1, -1, -1)$:
+    rotations and boosts ($A^\\top \\eta + \\eta A = 0$), with time reversal and parity as
+    discrete generators (EMLP's `O13`)."""
+    gens = [_lorentz_generator(i, j) for i in range(4) for j in range(i + 1, 4)]
+    discrete = np.stack([np.diag([-1.0, 1.0, 1.0, 1.0]), np.diag([1.0, -1.0, -1.0, -1.0])])
+    return Group(np.stack(gens), discrete, "Lorentz")
+
+
+def _lorentz_generator(i: int, j: int) -> np.ndarray:
+    # boosts (time-space) are symmetric, rotations (space-space) antisymmetric
+    a = np.zeros((4, 4))
+    if i == 0:
+        a[i, j], a[j, i] = 1.0, 1.0
+    else:
+        a[i, j], a[j, i] = -1.0, 1.0
+    return a
+
+
+def Sp(n: int) -> Group:
+    """The symplectic group $Sp(2n)$ of $\\mathbb R^{2n}$, preserving
+    $J = \\begin{pmatrix} 0 & I \\\\ -I & 0 \\end{pmatrix}$: its Lie algebra is $\\{JS : S =
+    S^\\top\\}$ (Hall, *Lie groups*, Sec. 1.2)."""
+    if n < 1:
+        raise ValueError(f"`Sp({n})` needs n >= 1.")
+    d = 2 * n
+    j = np.block([[np.zeros((n, n)), np.eye(n)], [-np.eye(n), np.zeros((n, n))]])
+    gens = []
+    for a in range(d):
+        for b in range(a, d):
+            s = np.zeros((d, d))
+            s[a, b] = s[b, a] = 1.0
+            gens.append(j @ s)
+    return Group(np.stack(gens), np.zeros((0, d, d)), f"Sp({d})")
+
+
+def E(n: int) -> Group:
+    """The Euclidean group $E(n)$ as $(n+1) \\times (n+1)$ homogeneous matrices
+    $\\begin{pmatrix} R & t \\\\ 0 & 1 \\end{pmatrix}$, $R \\in O(n)$: what `EGNNLayer` is
+    equivariant to."""
+    so = _so_generators(n)
+    gens = [np.pad(a, ((0, 1), (0, 1))) for a in so]
+    for i in range(n):
+        t = np.zeros((n + 1, n + 1))
+        t[i, n] = 1.0
+        gens.append(t)
+    reflection = np.eye(n + 1)
+    reflection[0, 0] = -1.0
+    return Group(np.stack(gens), reflection[None], f"E({n})")
