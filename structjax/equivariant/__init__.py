@@ -1,12 +1,22 @@
 """Groups, representations, and equivariant kernels and layers."""
 
 from ._basis import equivariant_basis as equivariant_basis
+from ._egnn import EGNN as EGNN, EGNNLayer as EGNNLayer, euclidean_action as euclidean_action
 from ._emlp import (
     EMLP as EMLP,
     EquivariantLinear as EquivariantLinear,
     GatedNonlinearity as GatedNonlinearity,
     gated as gated,
     uniform_rep as uniform_rep,
+)
+from ._gconv import (
+    GlobalPool as GlobalPool,
+    GroupConv as GroupConv,
+    GroupPool as GroupPool,
+    LiftingConv as LiftingConv,
+    group_elements as group_elements,
+    rotate_group_features as rotate_group_features,
+    rotate_image as rotate_image,
 )
 from ._groups import (
     SO as SO,

@@ -22,6 +22,7 @@ for odd $n$ only, which keeps pixels $0, 2, \\dots, n - 1$).
 """
 
 import functools
+import math
 
 import equinox as eqx
 import jax
@@ -42,7 +43,7 @@ _ELEMENTS = np.stack(
     ]
 )
 _INDEX = {tuple(a.ravel()): e for e, a in enumerate(_ELEMENTS)}
-# _PERM[h, e] = index of h^{-1} g_e: (h . F)[e] = h . F[_PERM[h, e]] (the inverse is the transpose).
+# _PERM[h, e] = index of h^{-1} g_e (h^{-1} = h^T): (h . F)[e] = h . F[_PERM[h, e]] in space.
 _PERM = np.array([[_INDEX[tuple((a.T @ b).ravel())] for b in _ELEMENTS] for a in _ELEMENTS])
 _NAMES = {"c4": 4, "p4": 4, "d4": 8, "p4m": 8}
 
@@ -170,11 +171,12 @@ def rotate_group_features(
 
 
 def _init(key, shape, fan_in: int, use_bias: bool, out_channels: int, dtype):
-    # As `eqx.nn.Conv`: uniform in +-1/sqrt(fan_in), for the weight and the bias.
+    # As `eqx.nn.Conv`: uniform in +-1/sqrt(fan_in), for the weight and the bias. Drawn flat
+    # and reshaped: on CPU a multi-axis draw compiles several times slower.
     dtype = dtype or jnp.result_type(float)
     wkey, bkey = jax.random.split(key)
     lim = float(1 / np.sqrt(fan_in))
-    weight = jax.random.uniform(wkey, shape, dtype, -lim, lim)
+    weight = jax.random.uniform(wkey, (math.prod(shape),), dtype, -lim, lim).reshape(shape)
     bias = jax.random.uniform(bkey, (out_channels,), dtype, -lim, lim) if use_bias else None
     return weight, bias
 
@@ -324,8 +326,8 @@ def _check_reduction(caller: str, reduction: str):
 
 
 class GroupPool(eqx.Module):
-    """Pooling over the group axis (Cohen & Welling 2016, Sec. 6.1's "coset pooling" over the
-    whole point group): $y_c(p) = \\max_{s \\in G} F_c(s, p)$ (or the mean), a map from
+    """Pooling over the group axis (Cohen & Welling 2016, Sec. 6, "coset pooling" over the whole
+    point group): $y_c(p) = \\max_{s \\in G} F_c(s, p)$ (or the mean), a map from
     feature maps on $p4$/$p4m$ to images that turns `rotate_group_features` into
     `rotate_image`. Follow it by `GlobalPool` for invariant features.
 
@@ -353,8 +355,9 @@ class GroupPool(eqx.Module):
 
 class GlobalPool(eqx.Module):
     """Pooling over the two spatial axes, $y = \\max_p x(p)$ (or the mean): invariant to any
-    permutation of the pixels, so after `GroupPool` the features are invariant to $p4$/$p4m$
-    acting on the input image (the end of a G-CNN classifier).
+    permutation of the pixels, so after `GroupPool` the features are invariant to $C_4$/$D_4$
+    rotating (reflecting) the input image about its centre (the end of a G-CNN classifier;
+    translations are symmetries only up to the image boundary).
 
     **Arguments:** `reduction`: 'mean' (default) or 'max'. Input `(..., H, W)`, output `(...)`.
     """

@@ -49,7 +49,7 @@ def _plane_group(group, call: str) -> tuple[int, bool, float]:
     if group.order is None or group.order % (2 if flips else 1):
         raise ValueError(f"`{call}`: {group.name} is not C(N) or D(N); {hint}.")
     n = group.order // 2 if flips else group.order
-    unit, betas = 2 * math.pi / n, set()
+    unit, betas = 2 * math.pi / n, []
     for h in gens:
         steps = (math.atan2(h[1, 0], h[0, 0]) / unit) % 1.0
         steps = 0.0 if min(steps, 1 - steps) < 1e-9 else steps
@@ -58,10 +58,10 @@ def _plane_group(group, call: str) -> tuple[int, bool, float]:
                 f"`{call}`: {group.name} rotates by other angles than 2pi/{n}; {hint}."
             )
         if np.linalg.det(h) < 0:
-            betas.add(round(steps * unit, 12))
-    if len(betas) > 1 or (n % 2 == 0 and any(betas)):
+            betas.append(steps * unit)
+    if (betas and max(betas) - min(betas) > 1e-9) or (n % 2 == 0 and any(betas)):
         raise ValueError(f"`{call}`: {group.name} has reflection axes this module does not handle.")
-    return n, flips, (betas.pop() if betas else 0.0)
+    return n, flips, (betas[0] if betas else 0.0)
 
 
 def _dim(irrep, n: int) -> int:
