@@ -39,3 +39,13 @@ from ._reps import (
     V as V,
     Vector as Vector,
 )
+from ._steerable import (
+    FieldType as FieldType,
+    GatedFieldNonlinearity as GatedFieldNonlinearity,
+    InvariantPool as InvariantPool,
+    NormNonlinearity as NormNonlinearity,
+    PointwiseNonlinearity as PointwiseNonlinearity,
+    SteerableConv as SteerableConv,
+    default_basis_params as default_basis_params,
+    steerable_kernel_basis as steerable_kernel_basis,
+)

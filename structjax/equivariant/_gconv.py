@@ -195,7 +195,14 @@ def _conv(x, kernels, bias, out_channels: int, order: int):
     """Correlate `x` (c, H, W) with `kernels` (out, |G|, ...) stacked over the group axis."""
     w = kernels.reshape(out_channels * order, -1, *kernels.shape[-2:])
     y = jax.lax.conv_general_dilated(
-        x[None], w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")
+        x[None],
+        w,
+        (1, 1),
+        "SAME",
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        # full float32 on GPUs/TPUs too (their default TF32/bf16 passes would cost the
+        # 1e-5 float32 equivariance), as `manifolds._base.mm`
+        precision=jax.lax.Precision.HIGHEST,
     )[0]
     y = y.reshape(out_channels, order, *y.shape[-2:])
     return y if bias is None else y + bias[:, None, None, None]
