@@ -9,6 +9,7 @@ from ._emlp import (
     gated as gated,
     uniform_rep as uniform_rep,
 )
+from ._fields import FieldType as FieldType
 from ._gconv import (
     GlobalPool as GlobalPool,
     GroupConv as GroupConv,
@@ -40,12 +41,13 @@ from ._reps import (
     Vector as Vector,
 )
 from ._steerable import (
-    FieldType as FieldType,
     GatedFieldNonlinearity as GatedFieldNonlinearity,
     InvariantPool as InvariantPool,
     NormNonlinearity as NormNonlinearity,
     PointwiseNonlinearity as PointwiseNonlinearity,
     SteerableConv as SteerableConv,
+)
+from ._steerable_basis import (
     default_basis_params as default_basis_params,
     steerable_kernel_basis as steerable_kernel_basis,
 )

@@ -24,7 +24,8 @@ from structjax.equivariant import (
     default_basis_params,
     steerable_kernel_basis,
 )
-from structjax.equivariant._steerable import _angular_basis, _decompose
+from structjax.equivariant._fields import _decompose
+from structjax.equivariant._steerable_basis import _angular_basis
 
 from ..helpers import tree_max_abs_diff
 
