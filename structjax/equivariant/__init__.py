@@ -6,6 +6,7 @@ from ._emlp import (
     EMLP as EMLP,
     EquivariantLinear as EquivariantLinear,
     GatedNonlinearity as GatedNonlinearity,
+    PairwiseProducts as PairwiseProducts,
     gated as gated,
     uniform_rep as uniform_rep,
 )

@@ -7,11 +7,22 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._basis import equivariant_basis
 from ._groups import Group
-from ._reps import AbstractRep, DirectSum, Scalar, T, check_rep_input, components
+from ._reps import (
+    AbstractRep,
+    DirectSum,
+    Dual,
+    Scalar,
+    T,
+    TensorProduct,
+    Vector,
+    check_rep_input,
+    components,
+)
 
 
 def _offsets(rep):
@@ -52,17 +63,23 @@ class EquivariantLinear(eqx.Module):
         dtype = dtype or jnp.result_type(float)
         self.rep_in, self.rep_out = rep_in, rep_out
         fan_in = sum(m * r.size for r, m in components(rep_in))
-        weights, biases = [], []
-        keys = iter(jax.random.split(key, len(components(rep_in)) * len(components(rep_out)) + 1))
+        shapes, scales, biases = [], [], []
         for b, n in components(rep_out):
             for a, m in components(rep_in):
-                k = next(keys)
                 r = equivariant_basis(a, b).shape[-1]
+                shapes.append((r, n, m) if r else None)
                 # Orthonormal basis maps: this keeps E|y|^2 ~ |x|^2 as for a dense layer.
-                scale = math.sqrt(b.size / (fan_in * max(r, 1)))
-                weights.append(scale * jax.random.normal(k, (r, n, m), dtype) if r else None)
+                scales.append(math.sqrt(b.size / (fan_in * max(r, 1))))
             r = equivariant_basis(Scalar(rep_out.group), b).shape[-1] if use_bias else 0
-            biases.append(jnp.zeros((r, n), dtype) if r else None)
+            biases.append(jnp.asarray(np.zeros((r, n)), dtype) if r else None)
+        # One draw for all the blocks, sliced: a draw per block shape would compile one
+        # random kernel per shape, seconds of start-up for a wide layer.
+        sizes = [math.prod(shape) if shape else 0 for shape in shapes]
+        flat = jax.random.normal(key, (max(sum(sizes), 1),), dtype)
+        weights, start = [], 0
+        for shape, size, scale in zip(shapes, sizes, scales):
+            weights.append(scale * flat[start : start + size].reshape(shape) if shape else None)
+            start += size
         self.weights, self.biases = tuple(weights), tuple(biases)
 
     def matrix(self) -> Float[Array, "out in"]:
@@ -149,15 +166,52 @@ def uniform_rep(channels: int, group: Group, max_rank: int = 2) -> AbstractRep:
     return DirectSum(parts)
 
 
+def _is_vector_like(rep) -> bool:
+    return isinstance(rep, Vector) or (isinstance(rep, Dual) and isinstance(rep.rep, Vector))
+
+
+class PairwiseProducts(eqx.Module):
+    """$x \mapsto (x, \{x_i \otimes x_j\}_{i \le j})$ over the vector-like copies $x_i$ (in
+    $V$ or $V^*$) of `rep`: an equivariant quadratic map into `rep` $\oplus \bigoplus
+    (a \otimes b)$, after which an `EquivariantLinear` layer reaches every bilinear invariant
+    and covariant of the vectors (inner products, Minkowski products, cross products, outer
+    products). This is the role of EMLP's bilinear layers (Finzi et al. 2021, Sec. 6): without
+    them no linear map takes $O(n)$-vectors to scalars, so an EMLP on vectors would be
+    constant. Its output representation is `out_rep`."""
+
+    rep: AbstractRep = eqx.field(static=True)
+    out_rep: AbstractRep = eqx.field(static=True)
+    _copies: tuple[tuple[int, int], ...] = eqx.field(static=True)  # (offset, size) per copy
+
+    def __init__(self, rep: AbstractRep):
+        copies, types = [], []
+        for start, r, m in _offsets(rep):
+            if _is_vector_like(r):
+                copies += [(start + i * r.size, r.size) for i in range(m)]
+                types += [r] * m
+        pairs = [(a, b) for i, a in enumerate(types) for b in types[i:]]
+        self.rep, self._copies = rep, tuple(copies)
+        parts = [(r, m) for r, m in components(rep)]
+        parts += [(TensorProduct((a, b)), 1) for a, b in pairs]
+        self.out_rep = DirectSum(parts)
+
+    def __call__(self, x: Array) -> Array:
+        vecs = [x[s : s + n] for s, n in self._copies]
+        products = [jnp.outer(u, v).reshape(-1) for i, u in enumerate(vecs) for v in vecs[i:]]
+        return jnp.concatenate([x, *products])
+
+
 class EMLP(eqx.Module):
-    """An equivariant MLP (Finzi, Welling & Wilson 2021): `EquivariantLinear` layers into
-    gated hidden representations, `GatedNonlinearity` between them, and an equivariant
-    linear read-out. Works for any group of `structjax.equivariant`.
+    """An equivariant MLP (Finzi, Welling & Wilson 2021): each block is `PairwiseProducts`
+    (the bilinear part), an `EquivariantLinear` layer into the gated hidden representation,
+    and a `GatedNonlinearity`; then an equivariant linear read-out. Works for any group of
+    `structjax.equivariant`.
 
     **Arguments:** `rep_in`, `rep_out`, `hidden` (a representation, or an int: the size of a
-    `uniform_rep`), `num_layers` hidden layers, `dtype`, `key`.
+    `uniform_rep`), `num_layers` hidden blocks, `dtype`, `key`.
     """
 
+    products: tuple[PairwiseProducts, ...]
     layers: tuple[EquivariantLinear, ...]
     nonlinearities: tuple[GatedNonlinearity, ...]
     rep_in: AbstractRep = eqx.field(static=True)
@@ -171,14 +225,17 @@ class EMLP(eqx.Module):
             hidden = uniform_rep(hidden, rep_in.group)
         keys = jax.random.split(key, num_layers + 1)
         reps: Sequence[AbstractRep] = [rep_in] + [hidden] * num_layers
+        self.products = tuple(PairwiseProducts(r) for r in reps[:-1])
         self.layers = tuple(
-            EquivariantLinear(r, gated(hidden), dtype=dtype, key=k) for r, k in zip(reps[:-1], keys)
+            EquivariantLinear(p.out_rep, gated(hidden), dtype=dtype, key=k)
+            for p, k in zip(self.products, keys)
         ) + (EquivariantLinear(hidden, rep_out, dtype=dtype, key=keys[-1]),)
         self.nonlinearities = (GatedNonlinearity(hidden),) * num_layers
         self.rep_in = rep_in
 
     def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
         del key
-        for layer, act in zip(self.layers[:-1], self.nonlinearities):
-            x = act(layer(x))
+        check_rep_input(self.rep_in, x, "EMLP input")
+        for products, layer, act in zip(self.products, self.layers[:-1], self.nonlinearities):
+            x = act(layer(products(x)))
         return self.layers[-1](x)

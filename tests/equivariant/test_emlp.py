@@ -11,6 +11,15 @@ import pytest
 import structjax.check as check
 import structjax.equivariant as se
 
+@eqx.filter_jit
+def _perturb(tree, key, scale):
+    """Noise on every parameter, in one compiled call (eager draws compile once per shape)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(key, len(leaves))
+    noisy = [a + scale * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)]
+    return jax.tree_util.tree_unflatten(treedef, noisy)
+
+
 GROUPS = [
     se.C(4), se.D(4), se.S(4), se.SO(2), se.O(2), se.SO(3), se.O(3), se.SO(4), se.O(5),
     se.Lorentz(), se.Sp(2), se.E(2),
@@ -122,7 +131,7 @@ def test_equivariant_linear_is_equivariant(group, getkey):
     rep_in = 2 * se.V(group) + se.Scalar(group) + se.T(2, 0, group)
     rep_out = se.T(2, 0, group) + se.V(group).dual + 2 * se.Scalar(group)
     layer = se.EquivariantLinear(rep_in, rep_out, key=getkey())
-    layer = jax.tree_util.tree_map(lambda a: a + jax.random.normal(getkey(), a.shape), layer)
+    layer = _perturb(layer, getkey(), 1.0)
     x = jax.random.normal(getkey(), (rep_in.size,))
     err = check.equivariance_error(layer, group, x, getkey(), rep_in=rep_in, rep_out=rep_out)
     assert float(err) < 1e-12
@@ -134,11 +143,15 @@ def test_equivariant_linear_is_equivariant(group, getkey):
 def test_emlp_is_equivariant(group, getkey):
     rep_in, rep_out = 2 * se.V(group), se.Scalar(group) + se.V(group)
     model = se.EMLP(rep_in, rep_out, hidden=40, num_layers=2, key=getkey())
-    model = jax.tree_util.tree_map(lambda a: a + 0.3 * jax.random.normal(getkey(), a.shape), model)
+    model = _perturb(model, getkey(), 0.3)
     x = jax.random.normal(getkey(), (rep_in.size,))
     err = check.equivariance_error(model, group, x, getkey(), rep_in=rep_in, rep_out=rep_out)
     assert float(err) < 1e-12
-    assert float(jnp.linalg.norm(model(x))) > 1e-3
+    # not constant: an EMLP without its bilinear part would give every input the same
+    # invariant output (no linear map takes O(n)-vectors to scalars)
+    jac = eqx.filter_jit(jax.jacrev(model))(x)
+    assert float(jnp.abs(jac[0]).max()) > 1e-3  # the invariant output moves with x
+    assert float(jnp.abs(jac[1:]).max()) > 1e-3  # and so does the covariant one
 
 
 def test_jit_vmap_grad_no_retrace_and_float32(getkey):
@@ -181,3 +194,23 @@ def test_clear_errors(getkey):
         se.Group(np.zeros((2, 3)), np.zeros((0, 3, 3)), "bad")
     with pytest.raises(ValueError, match="n >= 2"):
         se.SO(1)
+
+
+def test_pairwise_products_reach_the_bilinear_invariants(getkey):
+    # O(3): from two vectors the products give their inner products (invariant) and the
+    # cross product (for SO(3)); a linear layer after them sees both.
+    group = se.SO(3)
+    rep = 2 * se.V(group)
+    products = se.PairwiseProducts(rep)
+    assert products.out_rep.size == 6 + 3 * 9
+    x = jax.random.normal(getkey(), (6,))
+    err = check.equivariance_error(
+        products, group, x, getkey(), rep_in=rep, rep_out=products.out_rep
+    )
+    assert float(err) < 1e-13
+    layer = se.EquivariantLinear(products.out_rep, se.Scalar(group) + se.V(group), key=getkey())
+    assert se.equivariant_basis(se.T(2, 0, group), se.Scalar(group)).shape[-1] == 1
+    assert se.equivariant_basis(se.T(2, 0, group), se.V(group)).shape[-1] == 1
+    y = layer(products(x))
+    assert float(jnp.abs(jax.jacrev(lambda x: layer(products(x)))(x)).max()) > 1e-3
+    assert y.shape == (4,)
