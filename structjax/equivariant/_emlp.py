@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..manifolds._base import mm
 from ._basis import equivariant_basis
 from ._groups import Group
 from ._reps import (
@@ -83,41 +84,42 @@ class EquivariantLinear(eqx.Module):
         self.weights, self.biases = tuple(weights), tuple(biases)
 
     def matrix(self) -> Float[Array, "out in"]:
-        """The dense $W$ (for inspection and tests; the forward pass never forms it)."""
-        eye = jnp.eye(self.rep_in.size, dtype=self._dtype())
-
-        def column(x):
-            return jnp.concatenate([y.reshape(-1) for y in self._linear(x)])
-
-        return jax.vmap(column, in_axes=1, out_axes=1)(eye)
+        """The dense $W$, assembled from the basis: $W_{ba} = \\sum_k \\theta_k \\otimes B_k$
+        per pair of components."""
+        rows = []
+        w_iter = iter(self.weights)
+        for b, n in components(self.rep_out):
+            row = []
+            for _, a, m in _offsets(self.rep_in):
+                theta = next(w_iter)
+                if theta is None:
+                    row.append(jnp.zeros((n * b.size, m * a.size), self._dtype()))
+                    continue
+                basis = jnp.asarray(equivariant_basis(a, b), theta.dtype)  # (b, a, r)
+                block = jnp.einsum("kni,bak->nbia", theta, basis)
+                row.append(block.reshape(n * b.size, m * a.size))
+            rows.append(jnp.concatenate(row, axis=1))
+        return jnp.concatenate(rows, axis=0)
 
     def _dtype(self):
         leaves = [w for w in self.weights + self.biases if w is not None]
         return leaves[0].dtype if leaves else jnp.result_type(float)
 
-    def _linear(self, x):
-        outs, w_iter = [], iter(self.weights)
-        for b, n in components(self.rep_out):
-            y = jnp.zeros((n, b.size), x.dtype)
-            for start, a, m in _offsets(self.rep_in):
-                theta = next(w_iter)
-                if theta is None:
-                    continue
-                basis = jnp.asarray(equivariant_basis(a, b), x.dtype)  # (b, a, r)
-                xa = x[start : start + m * a.size].reshape(m, a.size)
-                y = y + jnp.einsum("kni,bak,ia->nb", theta, basis, xa)
-            outs.append(y)
-        return outs
-
     def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
         del key
         check_rep_input(self.rep_in, x, "EquivariantLinear input")
-        outs = self._linear(x)
-        for i, ((b, _), beta) in enumerate(zip(components(self.rep_out), self.biases)):
+        # W is formed from the parameters alone, so under `jax.vmap` it is built once for the
+        # whole batch and applied as one matrix product (EMLP's W = P w, per call).
+        y = mm(self.matrix(), x)
+        outs, start = [], 0
+        for (b, n), beta in zip(components(self.rep_out), self.biases):
+            block = y[start : start + n * b.size]
             if beta is not None:
                 u = jnp.asarray(equivariant_basis(Scalar(self.rep_out.group), b)[:, 0], x.dtype)
-                outs[i] = outs[i] + jnp.einsum("kn,bk->nb", beta, u)
-        return jnp.concatenate([o.reshape(-1) for o in outs])
+                block = block + jnp.einsum("kn,bk->nb", beta, u).reshape(-1)
+            outs.append(block)
+            start += n * b.size
+        return jnp.concatenate(outs)
 
 
 def _is_scalar(rep) -> bool:

@@ -11,6 +11,7 @@ import pytest
 import structjax.check as check
 import structjax.equivariant as se
 
+
 @eqx.filter_jit
 def _perturb(tree, key, scale):
     """Noise on every parameter, in one compiled call (eager draws compile once per shape)."""
