@@ -73,3 +73,40 @@ def dopri8_reference(vf, y0, t1):
         max_steps=100_000,
     )
     return jtu.tree_map(lambda y: y[-1], sol.ys)
+
+
+# --- guards: refusals under jit, and compilation counting ------------------------------------
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+_COMPILES = [0]
+
+
+def _on_compile(name, duration, **kwargs):
+    if name == "/jax/core/compile/backend_compile_duration":
+        _COMPILES[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_compile)
+
+
+def compilations() -> int:
+    """How many XLA programs this process has compiled so far (JAX's public monitoring
+    events): a test calls once to warm up, reads this, calls again and compares."""
+    return _COMPILES[0]
+
+
+REFUSED = (ValueError, TypeError, jax.errors.JaxRuntimeError)
+
+
+def assert_refused(fn, *args, match: str, eager: bool = True, jit: bool = True):
+    """`fn(*args)` is refused with a message matching `match`, eagerly (a `ValueError` or
+    `TypeError`) and inside `jax.jit` (at trace time, or at run time through
+    `equinox.error_if`) alike."""
+    if eager:
+        with pytest.raises((ValueError, TypeError), match=match):
+            jax.block_until_ready(fn(*args))
+    if jit:
+        with pytest.raises(REFUSED, match=match):
+            jax.block_until_ready(jax.jit(fn)(*args))
