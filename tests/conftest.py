@@ -1,9 +1,24 @@
 """Test configuration: float64, strict dtype promotion, shared helpers and fixtures."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests (tests/test_properties.py): a fixed number of examples, no deadline (the
+# first example of a configuration compiles), derandomised in CI so its time and outcome are
+# fixed; locally each run draws afresh.
+settings.register_profile(
+    "structjax",
+    deadline=None,
+    derandomize=os.environ.get("CI", "").lower() == "true",
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+settings.load_profile("structjax")
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
