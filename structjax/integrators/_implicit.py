@@ -15,6 +15,8 @@ import jax.tree_util as jtu
 import numpy as np
 import optimistix as optx
 
+from .._guards import guard
+
 
 def hermite_step(solver, terms, t0, t1, y0, y1, args, h, state, result):
     """The return of `diffrax.AbstractSolver.step` for the implicit and constrained solvers:
@@ -25,11 +27,30 @@ def hermite_step(solver, terms, t0, t1, y0, y1, args, h, state, result):
 
 
 def checked_one_step(solver, terms, t0, h, y0, args, state=None):
-    """One step as a pure function (for certificates); an error if a solve failed."""
+    """One step as a pure function (for certificates); an error if a solve failed, at once
+    when the step ran eagerly and at run time under `jax.jit`."""
     y1, _, _, _, result = solver.step(terms, t0, t0 + h, y0, args, state, False)
-    return eqx.error_if(
-        y1, result != diffrax.RESULTS.successful, f"{type(solver).__name__}: a step failed."
+    return guard(
+        y1,
+        result != diffrax.RESULTS.successful,
+        f"`{type(solver).__name__}.one_step`: a step failed (an implicit solve did not converge "
+        "within `max_steps`); take a smaller step or raise `max_steps`.",
     )
+
+
+def check_solver_fields(solver, root_finder_types: tuple, default: str):
+    """Trace-time refusals of an implicit solver's configuration (at construction)."""
+    name = type(solver).__name__
+    steps = solver.max_steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`{name}(max_steps={steps!r})` needs a Python int >= 1.")
+    finder = solver.root_finder
+    if finder is not None and not isinstance(finder, root_finder_types):
+        raise TypeError(
+            f"`{name}(root_finder=...)` needs None (the default, {default}) or "
+            f"{' or '.join('optimistix.' + t.__name__ for t in root_finder_types)}, got "
+            f"{type(finder).__name__}."
+        )
 
 
 class ButcherTableau(eqx.Module):
@@ -68,8 +89,8 @@ def gauss_legendre_tableau(stages: int) -> ButcherTableau:
     Numerical Integration*, Sec. II.1.3 and Table II.1.1 (s = 1, 2); Hairer & Wanner,
     *Solving ODEs II*, Sec. IV.5, Table 5.2 (s = 3)). Exact to rounding in float64; the
     tests compare s = 2 and 3 with the published tables."""
-    if not (isinstance(stages, int) and stages >= 1):
-        raise ValueError(f"`stages` must be a positive int, got {stages!r}.")
+    if isinstance(stages, bool) or not (isinstance(stages, int) and stages >= 1):
+        raise ValueError(f"`gauss_legendre_tableau(stages={stages!r})` needs a positive int.")
     x, w = np.polynomial.legendre.leggauss(stages)
     c, b = (x + 1) / 2, w / 2
     a = np.empty((stages, stages))
@@ -115,6 +136,18 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
     tableau: ButcherTableau = eqx.field(static=True)
     root_finder: optx.AbstractRootFinder | optx.AbstractFixedPointSolver | None = None
     max_steps: int = eqx.field(static=True, default=100)
+
+    def __check_init__(self):
+        if not isinstance(self.tableau, ButcherTableau):
+            raise TypeError(
+                "`ImplicitRungeKutta(tableau)` needs a `ButcherTableau` (e.g. "
+                f"`gauss_legendre_tableau(2)`), got {type(self.tableau).__name__}."
+            )
+        check_solver_fields(
+            self,
+            (optx.AbstractRootFinder, optx.AbstractFixedPointSolver),
+            "fixed-point iteration",
+        )
 
     def order(self, terms) -> int:
         return self.tableau.order
@@ -255,6 +288,9 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
     )
     root_finder: optx.AbstractRootFinder | None = None
     max_steps: int = eqx.field(static=True, default=64)
+
+    def __check_init__(self):
+        check_solver_fields(self, (optx.AbstractRootFinder,), "Newton")
 
     def order(self, terms) -> int:
         return 2

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import jax.tree_util as jtu
 
-from ..check._lie import lie_group_error
+from .._guards import guard, point_tolerance
+from ..check._lie import GROUPS, lie_group_error
 
 # Explicit Runge–Kutta tableaux (a, b, c) of orders 1 to 4 for RKMK: forward Euler; the
 # explicit midpoint rule (Runge 1895); Kutta's third-order method (Kutta 1901); the classical
@@ -95,7 +96,15 @@ class LieGroupRK(diffrax.AbstractSolver):
       `"expm"` (`jax.scipy.linalg.expm`, Padé with scaling and squaring) or `"cayley"`
       (quadratic groups such as SO(n) only; RKMK only).
     - `group`: optional, `"SO"`, `"O"`, `"SE"` or `"Stiefel"`: then `init` refuses a state
-      more than 1e-8 (1e-4 in float32) off that group (`check.lie_group_error`).
+      more than 1e-8 (1e-4 in float32, `10 eps sqrt(size)` in 16-bit floats) off that group
+      (`check.lie_group_error`): a `ValueError` from an eager `init`, a run-time error
+      (`jax.errors.JaxRuntimeError`) from a compiled solve (`solve_fixed`, `diffeqsolve`,
+      `jax.jit`); every state leaf is then a matrix of that group.
+
+    **Raises:** `ValueError`, at trace time, for a vector field whose algebra element is not
+    a square matrix acting on its state leaf (`A` of shape `(n, n)` for `y` of shape `(n,)` or
+    `(n, k)`, leading axes broadcasting) or not the state's pytree structure, and for
+    `exp="rodrigues"` on an algebra other than 3 x 3.
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm
@@ -112,10 +121,22 @@ class LieGroupRK(diffrax.AbstractSolver):
         if self.kind not in ("rkmk", "crouch_grossman"):
             raise ValueError(f"`kind` must be 'rkmk' or 'crouch_grossman', got {self.kind!r}.")
         if self.exp not in EXPS:
-            raise ValueError(f"`exp` must be one of {EXPS}, got {self.exp!r}.")
+            raise ValueError(f"`{self._call}` needs `exp` one of {EXPS}, got {self.exp!r}.")
         if self.exp == "cayley" and self.kind != "rkmk":
             raise ValueError("`exp='cayley'` needs RKMK (its dcay^-1 is exact); Crouch–Grossman "
                              "coefficients assume the exponential.")  # fmt: skip
+        if self.group is not None and self.group not in GROUPS:
+            raise ValueError(
+                f"`{self._call}` needs `group` None or one of {GROUPS}, got {self.group!r}."
+            )
+
+    @property
+    def _call(self) -> str:
+        """How the user built it, for messages: `RKMK(4)`, `CrouchGrossman3(exp='expm')`."""
+        options = "" if self.exp == "auto" else f"exp={self.exp!r}"
+        if self.kind == "rkmk":
+            return f"RKMK({self.method_order}{', ' + options if options else ''})"
+        return f"CrouchGrossman3({options})"
 
     def order(self, terms) -> int:
         return self.method_order
@@ -128,7 +149,10 @@ class LieGroupRK(diffrax.AbstractSolver):
             return cayley_map(w)
         if self.exp == "rodrigues" or (self.exp == "auto" and w.shape[-2:] == (3, 3)):
             if w.shape[-2:] != (3, 3):
-                raise ValueError(f"`exp='rodrigues'` is for 3 x 3 algebras, got {w.shape}.")
+                raise ValueError(
+                    f"`{self._call}`: `exp='rodrigues'` is for 3 x 3 algebras (so(3)), got an "
+                    f"algebra element of shape {w.shape}; use exp='auto' or 'expm'."
+                )
             return rodrigues(w)
         with jax.default_matmul_precision("highest"):
             return jsl.expm(w)
@@ -145,31 +169,69 @@ class LieGroupRK(diffrax.AbstractSolver):
                 out = out + coeffs[k - 1] * ad
         return out
 
-    @staticmethod
-    def _algebra(terms, t, y, args):
+    def _algebra(self, terms, t, y, args):
         # The raw vector field: ODETerm.vf would broadcast the algebra element to y's shape.
-        return terms.vector_field(t, y, args)
+        a = terms.vector_field(t, y, args)
+        self._check_algebra(a, y)
+        return a
+
+    def _check_algebra(self, a, y):
+        """At trace time: `a` is one square matrix per state leaf, acting on it."""
+        if jtu.tree_structure(a) != jtu.tree_structure(y):
+            raise ValueError(
+                f"`{self._call}` needs the vector field to return the Lie-algebra element "
+                f"A(t, y) of y' = A y with the state's structure {jtu.tree_structure(y)} (one "
+                f"square matrix per leaf), got {jtu.tree_structure(a)}."
+            )
+        for (path, m), v in zip(jtu.tree_leaves_with_path(a), jtu.tree_leaves(y)):
+            ms, vs = jnp.shape(m), jnp.shape(v)
+            n = vs[-1] if len(vs) == 1 else (vs[-2] if vs else None)
+            fits = n is not None and len(ms) >= 2 and ms[-2:] == (n, n)
+            if fits and len(vs) == 1:
+                fits = len(ms) == 2
+            elif fits:
+                try:
+                    fits = jnp.broadcast_shapes(ms[:-2], vs[:-2]) == vs[:-2]
+                except ValueError:
+                    fits = False
+            if not fits:
+                where = f" at y{jtu.keystr(path)}" if path else ""
+                expected = f"({n}, {n})" if n is not None else "(n, n) for a state (n,) or (n, k)"
+                raise ValueError(
+                    f"`{self._call}` needs the vector field to return the Lie-algebra element "
+                    f"A(t, y) of y' = A y: a square matrix of shape {expected} acting on the "
+                    f"state{where} of shape {vs}, got shape {ms}."
+                )
 
     def init(self, terms, t0, t1, y0, args):
         if type(terms) is not diffrax.ODETerm:
             raise ValueError(
-                f"{type(self).__name__} takes one `diffrax.ODETerm` whose vector field returns "
+                f"`{self._call}` takes one `diffrax.ODETerm` whose vector field returns "
                 f"the Lie-algebra element A(t, y) of y' = A y, got {type(terms).__name__}."
             )
         if self.group is None:
             return None
         leaves = jtu.tree_leaves(y0)
+        for y in leaves:
+            shape = jnp.shape(y)
+            square = len(shape) >= 2 and shape[-1] == shape[-2]
+            if not (len(shape) >= 2 and (square or (self.group == "Stiefel"
+                                                    and shape[-2] >= shape[-1]))):  # fmt: skip
+                raise ValueError(
+                    f"`{self._call}` with group={self.group!r} needs every leaf of `y0` to be "
+                    f"a {'tall' if self.group == 'Stiefel' else 'square'} matrix of the group, "
+                    f"got shape {shape}."
+                )
         err = jnp.max(jnp.stack([jnp.max(lie_group_error(self.group, y)) for y in leaves]))
         dtype = jnp.result_type(*leaves)
-        tol = 1e-8 if dtype == jnp.float64 else 1e-4
+        tol = point_tolerance(dtype, max(jnp.size(y) for y in leaves))
         message = (
-            f"{type(self).__name__}: the initial state is off {self.group} by more than "
-            f"{tol:g}; project it onto the group first."
+            f"`{self._call}` with group={self.group!r} needs `y0` on {self.group}: it is off "
+            f"{self.group} by more than {tol:g} (check.lie_group_error); project it onto the "
+            "group first."
         )
-        if not isinstance(err, jax.core.Tracer) and not float(err) <= tol:
-            raise ValueError(f"{message} (got {float(err):.2e})")
         # Under a trace the check runs with the program: the state carries it (see `step`).
-        return eqx.error_if(jnp.zeros((), dtype), err > tol, message)
+        return guard(jnp.zeros((), dtype), err > tol, message, found=err)
 
     def _act(self, g, y):
         return jtu.tree_map(lambda m, v: (m @ v).astype(v.dtype), g, y)
@@ -224,8 +286,8 @@ class LieGroupRK(diffrax.AbstractSolver):
 
 def RKMK(order: int = 4, exp: str = "auto", group: str | None = None) -> LieGroupRK:  # noqa: N802
     """The Runge–Kutta–Munthe-Kaas method of `order` 1 to 4 (see `LieGroupRK`)."""
-    if order not in _RK:
-        raise ValueError(f"RKMK `order` must be 1, 2, 3 or 4, got {order!r}.")
+    if isinstance(order, bool) or order not in _RK:
+        raise ValueError(f"`RKMK(order={order!r})` needs order 1, 2, 3 or 4.")
     return LieGroupRK("rkmk", _RK[order], order, exp, group)
 
 

@@ -13,8 +13,9 @@ import lineax as lx
 import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
+from .._guards import guard, point_tolerance
 from ..check._hamiltonian import constraint_violation
-from ._implicit import checked_one_step, hermite_step
+from ._implicit import check_solver_fields, checked_one_step, hermite_step
 from ._splitting import _check_terms
 
 
@@ -30,8 +31,8 @@ class Rattle(diffrax.AbstractSolver):
 
     Second order, symmetric, symplectic on the constraint manifold. $\\lambda$ comes from
     an `optimistix` root finder (Newton by default, tolerance a field), $\\mu$ from a
-    `lineax` solve (it is linear). A stage that does not converge is a diffrax `RESULTS`
-    failure, and an error in `solve_fixed`.
+    `lineax` solve (it is linear). A stage that does not converge, or a singular $\\mu$ solve
+    (dependent constraints), is a diffrax `RESULTS` failure, and an error in `solve_fixed`.
 
     Use with `terms = separable_terms(kinetic, potential)` (T quadratic: its gradient is
     linear in p), `y0 = (q0, p0)` on the constraint manifold.
@@ -43,6 +44,13 @@ class Rattle(diffrax.AbstractSolver):
         default `optimistix.Newton` with `rtol = atol = 1e-13` in float64, `1e3 eps` in
         lower precision.
     - `max_steps`: its iteration limit.
+
+    **Raises:** at the start of a solve, for an initial state off the constraint manifold
+    ($|g(q_0)|$ or $|G(q_0)\\nabla T(p_0)|$ over 1e-8, 1e-4 in float32): a `ValueError` from
+    an eager `init`, a run-time error (`jax.errors.JaxRuntimeError`, equinox's
+    `EquinoxRuntimeError` eagerly) from a compiled solve (`solve_fixed`, `diffeqsolve`, any
+    `jax.jit`). At construction: `TypeError` for a `constraint` that is not callable or a
+    `root_finder` that is not an optimistix root finder, `ValueError` for `max_steps < 1`.
     """
 
     term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
@@ -53,6 +61,14 @@ class Rattle(diffrax.AbstractSolver):
     root_finder: optx.AbstractRootFinder | None = None
     max_steps: int = eqx.field(static=True, default=32)
 
+    def __check_init__(self):
+        if not callable(self.constraint):
+            raise TypeError(
+                "`Rattle(constraint)` needs a function `g(q, args) -> array` of the "
+                f"constraints, got {type(self.constraint).__name__}."
+            )
+        check_solver_fields(self, (optx.AbstractRootFinder,), "Newton")
+
     def order(self, terms) -> int:
         return 2
 
@@ -62,18 +78,19 @@ class Rattle(diffrax.AbstractSolver):
     def init(self, terms, t0, t1, y0, args):
         _check_terms(terms, y0)
         pos, vel = self.violation(terms, t0, y0, args)
-        dtype = jnp.result_type(*jtu.tree_leaves(y0[0]))
-        tol = 1e-8 if dtype == jnp.float64 else 1e-4
+        leaves = jtu.tree_leaves(y0[0])
+        dtype = jnp.result_type(*leaves)
+        tol = point_tolerance(dtype, max(jnp.size(x) for x in leaves))
         message = (
-            "Rattle: the initial state is off the constraint manifold: |g(q0)| or "
-            f"|G(q0) dT/dp(p0)| > {tol:g}. Start from a q0 with g(q0) = 0 and a velocity "
-            "tangent to it."
+            f"`Rattle` needs `y0=(q0, p0)` on the constraint manifold (|g(q0)| and "
+            f"|G(q0) dT/dp(p0)| <= {tol:g}): the initial state is off the constraint manifold. "
+            "Start from a q0 with g(q0) = 0 and a velocity tangent to it."
         )
-        if not isinstance(pos, jax.core.Tracer):
-            if not (float(pos) <= tol and float(vel) <= tol):
-                raise ValueError(f"{message} (got {float(pos):.2e}, {float(vel):.2e})")
-        # Under a trace the check runs with the program: the (empty) state carries it.
-        return eqx.error_if(jnp.zeros((), dtype), ~((pos <= tol) & (vel <= tol)), message)
+        # Under a trace the check runs with the program: the (empty) state carries it (`step`).
+        return guard(
+            jnp.zeros((), dtype), ~((pos <= tol) & (vel <= tol)), message,
+            found=jnp.maximum(pos, vel),
+        )  # fmt: skip
 
     def violation(self, terms, t, y, args):
         """`(max |g(q)|, max |G(q) dT/dp(p)|)` at `y`: `check.constraint_violation`."""
@@ -125,14 +142,21 @@ class Rattle(diffrax.AbstractSolver):
         k = jax.vmap(lambda row: jac1 @ velocity(row, t1))(jac1).T
         rhs = jac1 @ velocity(p_free1, t1)
         operator = lx.MatrixLinearOperator(k, lx.positive_semidefinite_tag)
-        m = lx.linear_solve(operator, rhs, lx.Cholesky()).value
+        # throw=False: a singular K (dependent constraints) is this step's failure, checked
+        # once per solve by `solve_fixed` (or by `diffeqsolve`), not a per-step error here.
+        sol_m = lx.linear_solve(operator, rhs, lx.Cholesky(), throw=False)
+        m = sol_m.value
         p1 = p_free1 - jac1.T @ m
         # Tie the initial-state check carried by `solver_state` (see `init`) to the output, so
         # that a compiled program cannot drop it (adding an exact zero).
         if solver_state is not None:
             q1 = q1 + jnp.zeros((), dtype) * solver_state
         y1 = (unravel_q(q1), unravel_p(p1))
-        result = diffrax.RESULTS.promote(sol.result)
+        result = diffrax.RESULTS.where(
+            sol.result == optx.RESULTS.successful,
+            diffrax.RESULTS.promote(sol_m.result),
+            diffrax.RESULTS.promote(sol.result),
+        )
         return hermite_step(self, terms, t0, t1, y0, y1, args, hh, solver_state, result)
 
     def func(self, terms, t0, y0, args):

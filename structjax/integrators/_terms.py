@@ -15,6 +15,14 @@ import jax.tree_util as jtu
 from jaxtyping import PyTree
 
 
+def _check_callable(call: str, **functions):
+    for name, fn in functions.items():
+        if not callable(fn):
+            raise TypeError(
+                f"`{call}` needs `{name}` a function of (x, args), got {type(fn).__name__}."
+            )
+
+
 def _check_scalar(value, name: str):
     if jnp.shape(value) != ():
         raise ValueError(
@@ -76,7 +84,11 @@ def separable_terms(
     - `potential`: `V(q, args) -> scalar`, for any pytree `q`.
 
     **Returns:** `(term_q, term_p)`, two `diffrax.ODETerm`s, for the state `y = (q, p)`.
+
+    **Raises:** `TypeError` if either is not callable; `ValueError`, when the terms are first
+    traced, if either does not return a scalar.
     """
+    _check_callable("separable_terms(kinetic, potential)", kinetic=kinetic, potential=potential)
     return (
         diffrax.ODETerm(_Gradient(kinetic, 1.0, "kinetic")),
         diffrax.ODETerm(_Gradient(potential, -1.0, "potential")),
@@ -99,9 +111,13 @@ def split_force_terms(
         $T = |p|^2/2$).
 
     **Returns:** `(term_q, term_p)` for the state `y = (q, p)`.
+
+    **Raises:** `TypeError` if `force` (or a given `velocity`) is not callable; `ValueError`,
+    when the terms are first traced, if either returns a pytree unlike its input.
     """
     if velocity is None:
         velocity = _identity
+    _check_callable("split_force_terms(force, velocity)", force=force, velocity=velocity)
     return (
         diffrax.ODETerm(_Field(velocity, "velocity")),
         diffrax.ODETerm(_Field(force, "force")),

@@ -1,15 +1,16 @@
-"""Bad input gets a clear error naming what was expected."""
+"""Bad input gets a clear error naming what was expected, eagerly and under `jax.jit`."""
 
 import dataclasses
 
 import diffrax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import structjax.integrators as si
 
-from ..helpers import GENERAL, NEWTON, Y0
+from ..helpers import GENERAL, NEWTON, Y0, assert_refused, tree_allclose
 
 
 def _fixed(terms=NEWTON, solver=None, y0=Y0, **kw):
@@ -49,15 +50,68 @@ def test_same_errors_inside_diffeqsolve():
 
 @pytest.mark.parametrize("dt", [0.0, -0.1, float("nan"), float("inf")])
 def test_non_positive_or_non_finite_step(dt):
-    with pytest.raises(ValueError, match="finite step dt > 0"):
-        _fixed(dt=dt)
+    # eagerly a ValueError; under jit (dt traced) a run-time error, with the same words
+    assert_refused(
+        lambda dt: _fixed(dt=dt).y1, dt, match=r"solve_fixed\(\.\.\., dt=.*finite step dt > 0"
+    )
 
 
-def test_bad_step_under_jit_is_a_runtime_error():
-    run = jax.jit(lambda dt: _fixed(dt=dt).y1)
-    run(0.1)
-    with pytest.raises(Exception, match="finite step dt > 0"):
-        jax.block_until_ready(run(-0.1))
+def test_bad_start_time():
+    assert_refused(lambda t0: _fixed(t0=t0).y1, float("nan"), match="finite start time t0")
+    # kept alive under jit even when the caller keeps only a state of an autonomous problem
+    assert_refused(lambda t0: _fixed(t0=t0).y1[1]["b"], jnp.inf, match="t0", eager=False)
+    for t0 in (1j, jnp.zeros(2), "0"):
+        with pytest.raises(TypeError, match="t0"):
+            _fixed(t0=t0)
+    with pytest.raises(TypeError, match="dt"):
+        _fixed(dt=0.1 + 0j)
+
+
+def test_checks_false_drops_only_the_run_time_checks():
+    run = jax.jit(lambda dt: _fixed(dt=dt, checks=False).y1)
+    jax.block_until_ready(run(-0.1))  # traced: the opt-out
+    with pytest.raises(ValueError, match="finite step"):
+        _fixed(dt=-0.1, checks=False)  # known now: still refused, at no cost
+    assert tree_allclose(_fixed(checks=False).y1, _fixed().y1, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="checks"):
+        _fixed(checks=1)
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.bool_])
+@pytest.mark.parametrize("solver", ["splitting", "implicit", "diffrax"])
+def test_integer_or_boolean_state_refused(dtype, solver):
+    """An integer state would be stepped in integer arithmetic (a wrong answer): refused at
+    trace time, naming `y0` and the leaf."""
+    if solver == "splitting":
+
+        def fn(y):
+            return _fixed(y0=y).y1
+
+        y = ({"a": jnp.array([1, 0]).astype(dtype), "b": jnp.ones(1)}, Y0[1])
+        match = r"y0\[0\]\['a'\].*dtype (int32|bool)"
+    else:
+        term = diffrax.ODETerm(lambda t, y, a: -y)
+        method = si.ImplicitMidpoint() if solver == "implicit" else diffrax.Tsit5()
+
+        def fn(y):
+            return si.solve_fixed(term, method, y, dt=0.1, num_steps=2).y1
+
+        y, match = jnp.ones(2, dtype), "floating-point .* `y0`"
+    assert_refused(fn, y, match=match)
+
+
+@pytest.mark.filterwarnings("ignore:Complex")  # diffrax and optimistix call it experimental
+def test_complex_state_accepted():
+    """Complex ODE states are legitimate (diffrax supports them): y' = i y in complex64
+    integrates in complex64 with float32 time, and matches exp(i t)."""
+    term = diffrax.ODETerm(lambda t, y, a: 1j * y)
+    y0 = jnp.ones(2, jnp.complex64)
+    for method, tol in ((diffrax.Tsit5(), 1e-5), (si.GaussLegendre(2), 1e-5)):
+        out = si.solve_fixed(term, method, y0, dt=0.05, num_steps=20)
+        assert out.y1.dtype == jnp.complex64 and out.t1.dtype == jnp.float32
+        assert np.max(np.abs(np.asarray(out.y1) - np.exp(1j))) < tol
+    with pytest.raises(ValueError, match="at least one array"):
+        si.solve_fixed(term, diffrax.Tsit5(), (), dt=0.1, num_steps=1)
 
 
 def test_diffeqsolve_refuses_adaptive_controller():
@@ -73,31 +127,40 @@ def test_diffeqsolve_refuses_adaptive_controller():
         )
 
 
-@pytest.mark.parametrize("n", [0, -3, True])
+@pytest.mark.parametrize("n", [0, -3])
 def test_bad_num_steps(n):
-    with pytest.raises(ValueError, match="num_steps"):
-        _fixed(num_steps=n)
+    assert_refused(lambda y: _fixed(y0=y, num_steps=n).y1, Y0, match=r"num_steps=-?\d.*>= 1")
 
 
-def test_num_steps_must_be_an_int():
+def test_num_steps_must_be_a_python_int():
     # A TypeError: ours, or jaxtyping's when the tests run with runtime type checking.
     with pytest.raises(TypeError):
         _fixed(num_steps=2.5)
+    with pytest.raises(TypeError, match="num_steps=True"):
+        _fixed(num_steps=True)
+    # traced (not marked static under jit): refused at trace time, naming it
+    with pytest.raises(TypeError, match="num_steps"):
+        jax.jit(lambda n: _fixed(num_steps=n).y1)(3)
 
 
-def test_save_every_must_divide():
-    with pytest.raises(ValueError, match="save_every"):
-        _fixed(num_steps=10, save_every=3)
+@pytest.mark.parametrize("m", [3, 0, True])
+def test_save_every_must_be_an_int_dividing_num_steps(m):
+    assert_refused(lambda y: _fixed(y0=y, num_steps=10, save_every=m).y1, Y0, match="save_every")
 
 
 def test_reversible_needs_a_splitting():
     term = diffrax.ODETerm(lambda t, y, a: -y)
-    with pytest.raises(ValueError, match="reversible"):
-        si.solve_fixed(
-            term, diffrax.Tsit5(), jnp.ones(2), dt=0.1, num_steps=2, adjoint="reversible"
-        )
-    with pytest.raises(ValueError, match="adjoint"):
-        _fixed(adjoint="backsolve")
+
+    def reversible(y):
+        return si.solve_fixed(term, diffrax.Tsit5(), y, dt=0.1, num_steps=2, adjoint="reversible")
+
+    assert_refused(reversible, jnp.ones(2), match="adjoint='reversible'.*Tsit5")
+    assert_refused(lambda y: _fixed(y0=y, adjoint="backsolve").y1, Y0, match="adjoint=")
+    damped = si.conformal(si.VelocityVerlet(), 0.1)
+    assert_refused(lambda y: _fixed(y0=y, solver=damped, adjoint="reversible").y1, Y0,
+                   match="refuses a conformal")  # fmt: skip
+    with pytest.raises(TypeError, match="solver"):  # ours, or jaxtyping's under the tests
+        si.solve_fixed(NEWTON, "VelocityVerlet", Y0, dt=0.1, num_steps=1)
 
 
 @pytest.mark.parametrize("cls", [si.McAte4, si.McAte5, si.CalvoSanz4, si.BlanesMoan6])
@@ -119,11 +182,19 @@ def test_rkn_accepts_mass_matrix_kinetic():
 
 def test_bad_user_functions():
     terms = si.separable_terms(lambda p, a: p**2, lambda q, a: jnp.sum(q**2))
-    with pytest.raises(ValueError, match="`kinetic` must return a scalar"):
-        si.solve_fixed(terms, si.VelocityVerlet(), (jnp.ones(2), jnp.ones(2)), dt=0.1, num_steps=1)
+    y = (jnp.ones(2), jnp.ones(2))
+    assert_refused(lambda y: si.solve_fixed(terms, si.VelocityVerlet(), y, dt=0.1,
+                                            num_steps=1).y1, y,
+                   match="`kinetic` must return a scalar")  # fmt: skip
     terms = si.split_force_terms(lambda q, a: q[:1])
-    with pytest.raises(ValueError, match="`force` must return a pytree like its input"):
-        si.solve_fixed(terms, si.VelocityVerlet(), (jnp.ones(2), jnp.ones(2)), dt=0.1, num_steps=1)
+    assert_refused(lambda y: si.solve_fixed(terms, si.VelocityVerlet(), y, dt=0.1,
+                                            num_steps=1).y1, y,
+                   match="`force` must return a pytree like its input")  # fmt: skip
+    # ours, or jaxtyping's when the tests run with runtime type checking: both name it
+    with pytest.raises(TypeError, match="potential"):
+        si.separable_terms(lambda p, a: p @ p, jnp.ones(2))
+    with pytest.raises(TypeError, match="velocity"):
+        si.split_force_terms(lambda q, a: -q, velocity=1.0)
 
 
 def test_bad_tableaux_and_compositions():
@@ -141,5 +212,5 @@ def test_bad_tableaux_and_compositions():
         si.ExplicitSplitting((0.5, 1.0, 0.5))
     with pytest.raises(ValueError, match="stage_loop"):
         si.ExplicitSplitting(si.VelocityVerlet.tableau, "vectorise")
-    unguarded = dataclasses.replace(si.McAte4.tableau, rkn=False)
+    unguarded = dataclasses.replace(si.McAte4.tableau, rkn=False, general_order=4)
     assert unguarded.order == 4

@@ -12,7 +12,7 @@ import pytest
 import structjax.integrators as si
 from structjax.check import convergence_order, energy_error, symplecticity_error
 
-from ..helpers import dopri8_reference
+from ..helpers import assert_refused, dopri8_reference
 
 
 def _hamiltonian(q, p):
@@ -138,20 +138,41 @@ def test_float32():
 
 
 def test_failures_are_never_silent():
-    # a root finder given too few iterations for a large step does not converge
+    # a root finder given too few iterations for a large step does not converge: refused at
+    # once eagerly (a ValueError), at run time under jit, and in `one_step` alike
     solver = si.GaussLegendre(2, max_steps=2)
-    with pytest.raises(Exception, match="a step failed"):
-        si.solve_fixed(TERM, solver, Y0, dt=0.5, num_steps=3)
+    match = r"solve_fixed\(\.\.\., solver=ImplicitRungeKutta.*a step failed"
+    assert_refused(lambda y: si.solve_fixed(TERM, solver, y, dt=0.5, num_steps=3).y1, Y0,
+                   match=match)  # fmt: skip
+    assert_refused(lambda y: solver.one_step(TERM, 0.0, 0.5, y), Y0,
+                   match=r"`ImplicitRungeKutta.one_step`: a step failed")  # fmt: skip
+    # the opt-out skips the check (the caller owns the result)
+    out = si.solve_fixed(TERM, solver, Y0, dt=0.5, num_steps=3, checks=False).y1
+    assert out[0].shape == (2,)
     sol = diffrax.diffeqsolve(TERM, solver, 0.0, 1.5, 0.5, Y0, throw=False)
     assert sol.result != diffrax.RESULTS.successful
     with pytest.raises(ValueError, match="not compatible with solver"):  # diffrax's check
         diffrax.diffeqsolve(si.separable_terms(lambda p, a: p @ p, lambda q, a: q @ q),
                             si.GaussLegendre(2), 0.0, 1.0, 0.1, Y0)  # fmt: skip
-    with pytest.raises(ValueError, match="takes ONE term"):
-        diffrax.diffeqsolve(diffrax.MultiTerm(TERM, TERM), si.GaussLegendre(2), 0.0, 1.0, 0.1,
-                            Y0)  # fmt: skip
-    with pytest.raises(ValueError, match="positive int"):
-        si.gauss_legendre_tableau(0)
+    assert_refused(lambda y: si.solve_fixed(diffrax.MultiTerm(TERM, TERM), si.GaussLegendre(2),
+                                            y, dt=0.1, num_steps=1).y1, Y0,
+                   match="takes ONE term")  # fmt: skip
+    for stages in (0, True):
+        with pytest.raises(ValueError, match="positive int"):
+            si.gauss_legendre_tableau(stages)
+
+
+def test_bad_configuration():
+    with pytest.raises(ValueError, match=r"`ImplicitRungeKutta\(max_steps=0\)` needs"):
+        si.GaussLegendre(2, max_steps=0)
+    with pytest.raises(TypeError, match="root_finder"):
+        si.GaussLegendre(2, root_finder=optx.BFGS(1e-8, 1e-8))
+    with pytest.raises(TypeError, match="tableau"):
+        si.ImplicitRungeKutta(((0.5,),))
+    with pytest.raises(ValueError, match=r"`GeneralizedLeapfrog\(max_steps=-1\)` needs"):
+        si.GeneralizedLeapfrog(max_steps=-1)
+    with pytest.raises(TypeError, match="root_finder"):
+        si.GeneralizedLeapfrog(root_finder=optx.FixedPointIteration(1e-8, 1e-8))
 
 
 HAM_TERM = si.HamiltonianTerm(lambda q, p, args: _hamiltonian(q, p))
@@ -201,5 +222,7 @@ def test_generalized_leapfrog_is_velocity_verlet_for_separable_h():
 def test_generalized_leapfrog_errors():
     with pytest.raises(ValueError, match="needs `terms = structjax.integrators.HamiltonianTerm"):
         si.solve_fixed(TERM, si.GeneralizedLeapfrog(), Y0, dt=0.1, num_steps=2)
-    with pytest.raises(Exception, match="a step failed"):
-        si.solve_fixed(HAM_TERM, si.GeneralizedLeapfrog(max_steps=1), Y0, dt=0.5, num_steps=2)
+    failing = si.GeneralizedLeapfrog(max_steps=1)
+    assert_refused(lambda y: si.solve_fixed(HAM_TERM, failing, y, dt=0.5, num_steps=2).y1, Y0,
+                   match="a step failed")  # fmt: skip
+    assert_refused(lambda y: failing.one_step(HAM_TERM, 0.0, 0.5, y), Y0, match="a step failed")

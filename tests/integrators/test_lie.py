@@ -11,7 +11,7 @@ import pytest
 import structjax.integrators as si
 from structjax.check import convergence_order, lie_group_error
 
-from ..helpers import dopri8_reference
+from ..helpers import assert_refused, dopri8_reference
 
 INERTIA = jnp.array([1.0, 2.0, 3.5])
 
@@ -152,21 +152,71 @@ def test_jit_vmap_grad_no_retrace():
     assert float(jax.vmap(final)(batch)[1]) == pytest.approx(float(final(0.5 * m0)), rel=1e-12)
 
 
+SPIN = diffrax.ODETerm(lambda t, y, a: hat(jnp.array([0.1, 0.2, 0.3])))
+
+
 def test_bad_input():
-    with pytest.raises(ValueError, match="off SO"):
-        si.RKMK(4, group="SO").init(RIGID, 0.0, 0.1, 1.01 * jnp.eye(3), None)
-    spin = diffrax.ODETerm(lambda t, y, a: hat(jnp.array([0.1, 0.2, 0.3])))
-    with pytest.raises(Exception, match="off SO"):  # the same check at run time, under a trace
-        si.solve_fixed(spin, si.RKMK(4, group="SO"), 1.01 * jnp.eye(3), dt=0.1, num_steps=2)
+    # the initial-state check: a ValueError from an eager `init`, a run-time error under jit
+    off = 1.01 * jnp.eye(3)
+    solver = si.RKMK(4, group="SO")
+    assert_refused(lambda y: solver.init(SPIN, 0.0, 0.1, y, None), off,
+                   match=r"`RKMK\(4\)` with group='SO' needs `y0` on SO: it is off SO")  # fmt: skip
+    # ... and inside the compiled solve (eagerly too: `solve_fixed` always compiles its loop)
+    solve = _lie_solve(SPIN, solver)
+    for run in (solve, jax.jit(solve)):
+        with pytest.raises(RuntimeError, match="off SO"):  # equinox's, or JaxRuntimeError
+            jax.block_until_ready(run(off))
+    assert float(lie_group_error("SO", si.solve_fixed(SPIN, solver, jnp.eye(3), dt=0.1,
+                                                      num_steps=2).y1)) < 1e-14  # fmt: skip
+    se_init = lambda y: si.CrouchGrossman3(group="SE").init(SPIN, 0.0, 0.1, y, None)  # noqa: E731
+    assert_refused(se_init, jnp.ones((3, 1)), match="group='SE' needs every leaf of `y0`")
+    with pytest.raises(ValueError, match=r"`RKMK\(2\)` needs `group` None or one of"):
+        si.RKMK(2, group="Sp")
     with pytest.raises(ValueError, match="needs RKMK"):
         si.CrouchGrossman3(exp="cayley")
-    with pytest.raises(ValueError, match="order` must be 1, 2, 3 or 4"):
-        si.RKMK(5)
-    with pytest.raises(ValueError, match="one `diffrax.ODETerm`"):
+    with pytest.raises(ValueError, match=r"`CrouchGrossman3\(exp='pade'\)` needs `exp` one of"):
+        si.CrouchGrossman3(exp="pade")
+    for order in (5, 0, True):
+        with pytest.raises(ValueError, match=r"RKMK\(order=.*\)` needs order 1, 2, 3 or 4"):
+            si.RKMK(order)
+    with pytest.raises(ValueError, match=r"`RKMK\(2\)` takes one `diffrax.ODETerm`"):
         si.solve_fixed(diffrax.MultiTerm(RIGID, RIGID), si.RKMK(2), Y0, dt=0.1, num_steps=2)
-    with pytest.raises(ValueError, match="3 x 3"):
-        si.solve_fixed(diffrax.ODETerm(lambda t, y, a: jnp.zeros((4, 4))), si.RKMK(2, "rodrigues"),
-                       jnp.eye(4), dt=0.1, num_steps=2)  # fmt: skip
+
+
+def _lie_solve(term, solver):
+    return lambda y: si.solve_fixed(term, solver, y, dt=0.1, num_steps=2).y1
+
+
+def test_algebra_of_the_wrong_shape_is_refused_by_name():
+    """A vector field returning a matrix that cannot act on its state leaf fails at trace
+    time naming the solver, the state and the expected shape, not deep in `dot_general`."""
+    big = diffrax.ODETerm(lambda t, y, a: jnp.zeros((4, 4)))
+    assert_refused(_lie_solve(big, si.RKMK(4)), jnp.eye(3),
+                   match=r"`RKMK\(4\)` needs .* square matrix of shape \(3, 3\) acting on the "
+                         r"state of shape \(3, 3\), got shape \(4, 4\)")  # fmt: skip
+    wide = diffrax.ODETerm(lambda t, y, a: (jnp.zeros((3, 3)), jnp.zeros((3, 2))))
+    match = r"CrouchGrossman3\(\)` needs .*\(3, 3\) .*at y\[1\].*got shape \(3, 2\)"
+    assert_refused(_lie_solve(wide, si.CrouchGrossman3()), Y0, match=match)
+    one = diffrax.ODETerm(lambda t, y, a: jnp.zeros((3, 3)))
+    assert_refused(_lie_solve(one, si.RKMK(2, "cayley")), Y0, match="the state's structure")
+    batched = diffrax.ODETerm(lambda t, y, a: jnp.zeros((5, 3, 3)))
+    assert_refused(_lie_solve(batched, si.RKMK(3)), jnp.ones((2, 3, 1)), match=r"\(5, 3, 3\)")
+    rod = diffrax.ODETerm(lambda t, y, a: jnp.zeros((4, 4)))
+    match = r"`RKMK\(2, exp='rodrigues'\)`: `exp='rodrigues'` is for 3 x 3"
+    assert_refused(_lie_solve(rod, si.RKMK(2, "rodrigues")), jnp.eye(4), match=match)
+
+
+def test_algebra_shapes_that_act_are_accepted():
+    """A vector state (n,), leading batch axes of the state and of A broadcasting: each
+    matches stepping the examples one by one."""
+    w = jnp.array([[0.1, 0.2, 0.3], [-0.3, 0.0, 0.5]])
+    per = diffrax.ODETerm(lambda t, y, a: jax.vmap(hat)(w))  # (2, 3, 3) acting on (2, 3, 1)
+    y = jnp.stack([Y0[1], 2 * Y0[1]])
+    out = si.solve_fixed(per, si.RKMK(4), y, dt=0.1, num_steps=3).y1
+    for i in range(2):
+        one = diffrax.ODETerm(lambda t, y, a, i=i: hat(w[i]))
+        ref = si.solve_fixed(one, si.RKMK(4), y[i, :, 0], dt=0.1, num_steps=3).y1  # (3,)
+        assert float(jnp.max(jnp.abs(out[i, :, 0] - ref))) < 1e-15
 
 
 def test_heavy_top_keeps_its_casimirs():

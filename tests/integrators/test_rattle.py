@@ -4,10 +4,13 @@ symmetry, pytrees, jit/vmap/grad, and clear errors."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 import pytest
 
 import structjax.integrators as si
 from structjax.check import constraint_violation, convergence_order, energy_error
+
+from ..helpers import assert_refused
 
 GRAVITY = 9.81
 PENDULUM = si.separable_terms(lambda p, a: 0.5 * p @ p, lambda q, a: GRAVITY * q[2])
@@ -94,14 +97,29 @@ def test_jit_vmap_grad():
     assert float(batched[1]) == pytest.approx(float(height(1.5)), rel=1e-12)
 
 
+def _solve(solver, **kw):
+    kw = dict(dict(dt=0.01, num_steps=2), **kw)
+    return lambda y: si.solve_fixed(PENDULUM, solver, y, **kw).y1
+
+
 def test_bad_input():
-    # at once with concrete values (diffrax calls `init` eagerly), at run time under a trace
-    with pytest.raises(ValueError, match="off the constraint manifold"):
-        si.Rattle(_sphere).init(PENDULUM, 0.0, 0.01, (2 * Q0, P0), None)
-    with pytest.raises(Exception, match="off the constraint manifold"):
-        si.solve_fixed(PENDULUM, si.Rattle(_sphere), (2 * Q0, P0), dt=0.01, num_steps=2)
-    with pytest.raises(Exception, match="off the constraint manifold"):  # velocity not tangent
-        si.solve_fixed(PENDULUM, si.Rattle(_sphere), (Q0, Q0), dt=0.01, num_steps=2)
-    with pytest.raises(Exception, match="a step failed"):
-        si.solve_fixed(PENDULUM, si.Rattle(_sphere, max_steps=1), (Q0, P0), dt=0.2,
-                       num_steps=3)  # fmt: skip
+    # the initial-state check: a ValueError from an eager `init`, a run-time error under jit
+    solver = si.Rattle(_sphere)
+    for y in ((2 * Q0, P0), (Q0, Q0)):  # off the sphere; a velocity not tangent to it
+        assert_refused(lambda y: solver.init(PENDULUM, 0.0, 0.01, y, None), y,
+                       match="`Rattle` needs `y0=.*on the constraint manifold")  # fmt: skip
+        for run in (_solve(solver), jax.jit(_solve(solver))):  # the compiled solve
+            with pytest.raises(RuntimeError, match="off the constraint manifold"):
+                jax.block_until_ready(run(y))
+    # a stage that does not converge: refused at once eagerly, at run time under jit
+    assert_refused(_solve(si.Rattle(_sphere, max_steps=1), dt=0.2, num_steps=3), (Q0, P0),
+                   match="a step failed")  # fmt: skip
+    # dependent constraints: the multiplier solves are singular, an error and never NaNs
+    twice = si.Rattle(lambda q, a: jnp.concatenate([_sphere(q, a), 2 * _sphere(q, a)]))
+    assert_refused(_solve(twice), (Q0, P0), match="a step failed")
+    with pytest.raises(TypeError, match="constraint"):
+        si.Rattle(jnp.ones(1))
+    with pytest.raises(ValueError, match=r"`Rattle\(max_steps=0\)` needs a Python int >= 1"):
+        si.Rattle(_sphere, max_steps=0)
+    with pytest.raises(TypeError, match="root_finder"):
+        si.Rattle(_sphere, root_finder=optx.FixedPointIteration(1e-10, 1e-10))
