@@ -1,5 +1,6 @@
 """ONE explicit splitting solver, driven by a `SplittingTableau`."""
 
+import dataclasses
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ from equinox import AbstractClassVar
 from jax.typing import ArrayLike
 from jaxtyping import Real
 
+from .._guards import hyperparameter
 from ._tableau import SplittingTableau
 
 # Words of up to this many factors are unrolled in the step; longer ones run their
@@ -54,18 +56,23 @@ def _check_rkn(tableau: SplittingTableau, name: str, term_q, p, args, t0):
 
     `jax.linear_transpose` accepts exactly the functions that are linear in their input,
     so it certifies linearity from the traced program itself (`eval_shape`: nothing runs).
+    The vector field need not be shaped like `p` (diffrax asks only that
+    `term_q.prod(vf, control)` is): the transpose takes cotangents shaped like its output.
     """
     if not tableau.rkn:
         return
     try:
-        transpose = jax.linear_transpose(lambda p_: term_q.vf(t0, p_, args), p)
-        jax.eval_shape(transpose, p)
+        vf = lambda p_: term_q.vf(t0, p_, args)  # noqa: E731
+        transpose = jax.linear_transpose(vf, p)
+        jax.eval_shape(transpose, jax.eval_shape(vf, p))
     except Exception as e:  # any failure to transpose means "not linear in p"
         raise ValueError(
             f"`{name}` is a Runge–Kutta–Nyström method: its order {tableau.order} needs "
             "dq/dt linear in p (a quadratic kinetic energy T(p) = p·M⁻¹p/2), but `term_q` "
             "is not linear in p. Use a method for general separable H instead (for example "
-            "`McAte42`, `BlanesMoan4General`, `BlanesMoan6General` or `KahanLi8`)."
+            "`McAte42`, `BlanesMoan4General`, `BlanesMoan6General` or `KahanLi8`), or "
+            f"`conformal({name}(), 0.0)`, which declares the table's general order "
+            f"{tableau.general_order}."
         ) from e
 
 
@@ -107,10 +114,51 @@ def _control(term, t0, h):
     return h if isinstance(term, diffrax.ODETerm) else term.contr(t0, t0 + h)
 
 
+def _time_dtype(h):
+    dtype = jnp.result_type(h)
+    return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
+
+
+def _scale(control, c):
+    """`c * control` for any control: a number, an array or a pytree of them (diffrax lets a
+    term's control be any pytree its `prod` understands). A traced coefficient `c` (from the
+    stage scan) is cast to each leaf's dtype, as strict dtype promotion needs."""
+    if not hasattr(c, "astype"):
+        return jtu.tree_map(lambda x: c * x, control)
+    return jtu.tree_map(lambda x: c.astype(jnp.result_type(x)) * x, control)
+
+
+def _like(x, dx, name: str = "the state"):
+    """The increment `dx` (from `term.prod`) in the dtype of `x`, leaf by leaf; a complex
+    increment of a real state is refused (casting it would drop its imaginary part)."""
+
+    def cast(a, b):
+        if jnp.iscomplexobj(b) and not jnp.iscomplexobj(a):
+            raise TypeError(
+                f"A splitting step got a complex increment for real {name} (dtype "
+                f"{jnp.result_type(a)}): make the state complex, e.g. "
+                "`y0 = (q.astype(complex), p.astype(complex))`."
+            )
+        return b.astype(jnp.result_type(a))
+
+    return jtu.tree_map(cast, x, dx)
+
+
 def _add(x, term, vf, scale):
     """`x + term.prod(vf, scale)`, in the dtype of `x`."""
-    dx = term.prod(vf, scale)
-    return jtu.tree_map(lambda a, b: a + b.astype(a.dtype), x, dx)
+    return jtu.tree_map(jnp.add, x, _like(x, term.prod(vf, scale)))
+
+
+def _time_control(control, name: str = "conformal(method, damping)"):
+    """A damped kick uses the control of `term_p` as its time: it must be one number."""
+    leaves, tree = jtu.tree_flatten(control)
+    if not (tree == jtu.tree_structure(0) and jnp.shape(leaves[0]) == ()):
+        raise TypeError(
+            f"`{name}` needs `term_p` with a scalar control (a time increment, as for "
+            f"`diffrax.ODETerm`): the damping acts over it. Got a control {tree} with shapes "
+            f"{[jnp.shape(x) for x in leaves]}."
+        )
+    return jnp.asarray(leaves[0])
 
 
 def _exprel(x):
@@ -128,35 +176,43 @@ def _kick(p, term_p, f, tau, damping):
     kick composed with the exact damping flow $D$ (McLachlan & Perlmutter 2001)."""
     if damping is None:
         return _add(p, term_p, f, tau)
-    x = -damping * tau
-    p = jtu.tree_map(lambda a: (jnp.exp(x) * a).astype(a.dtype), p)
+    tau = _time_control(tau)
+    x = -damping.astype(tau.dtype) * tau
+    decay = jnp.exp(x)
+    p = jtu.tree_map(lambda a: a * decay.astype(jnp.result_type(a)), p)
     return _add(p, term_p, f, tau * _exprel(x))
 
 
-def _apply(plan: _Plan, terms, t0, h, y, args, force0, damping=None):
+def _apply(plan: _Plan, terms, t0, h, y, args, force0, damping=None, controls=None):
     """Apply the factors of one step of length `h` from `t0`. `force0` is the carried force
-    at `q` (FSAL) or None; `damping` the $\\gamma$ of a conformal splitting, or None.
-    Returns the new state and the last force evaluation."""
+    at `q` (FSAL) or None; `damping` the $\\gamma$ of a conformal splitting, or None;
+    `controls` the pair `(term_q.contr(t0, t1), term_p.contr(t0, t1))` if already known.
+    Every increment is `term.prod(term.vf(...), c * control)`, as in diffrax's own solvers,
+    so the sign of a reversed-time control, pytree controls and vector fields shaped unlike
+    the state all go through. Returns the new state and the last force evaluation (None if
+    the word has no kick after its start)."""
     term_q, term_p = terms
     q, p = y
-    cq, cp = _control(term_q, t0, h), _control(term_p, t0, h)
-    ctype = jnp.result_type(cq)
+    if controls is None:
+        controls = (_control(term_q, t0, h), _control(term_p, t0, h))
+    cq, cp = controls
+    if damping is not None:
+        _time_control(cp)  # at trace time: a clear error for a non-scalar control
+    tdtype = _time_dtype(h)
 
     def factor(kind, c, tau, q, p, f):
         if kind == "drift":
             v = term_q.vf(t0 + tau * h, p, args)
-            return _add(q, term_q, v, c * cq), p, f
+            return _add(q, term_q, v, _scale(cq, c)), p, f
         f = term_p.vf(t0 + tau * h, q, args)
-        return q, _kick(p, term_p, f, c * cp, damping), f
+        return q, _kick(p, term_p, f, _scale(cp, c), damping), f
 
     f = force0
     first_kind = plan.kinds[0]
     if first_kind == "kick" and f is not None:
-        p = _kick(p, term_p, f, plan.coeffs[0] * cp, damping)
+        p = _kick(p, term_p, f, _scale(cp, plan.coeffs[0]), damping)
     else:
         q, p, f = factor(first_kind, plan.coeffs[0], plan.clocks[0], q, p, f)
-    if f is None:
-        f = jtu.tree_map(jnp.zeros_like, p)
 
     start, stop = plan.scan_pairs
     n = len(plan.kinds)
@@ -165,7 +221,7 @@ def _apply(plan: _Plan, terms, t0, h, y, args, force0, damping=None):
     if stop > start:
         pair = plan.kinds[start : start + 2]
         xs = tuple(
-            jnp.asarray(np.asarray(arr[start + j : stop : 2]), dtype=ctype)
+            jnp.asarray(np.asarray(arr[start + j : stop : 2]), dtype=tdtype)
             for arr in (plan.coeffs, plan.clocks)
             for j in (0, 1)
         )
@@ -194,7 +250,10 @@ class AbstractSplitting(diffrax.AbstractSolver):
 
     Fixed steps only (`diffrax.ConstantStepSize` or `diffrax.StepTo`): a splitting method
     has no embedded error estimate, and changing the step breaks its symplecticity.
-    Dense output is the cubic Hermite interpolant (order 3).
+    Dense output is the cubic Hermite interpolant (order 3) whose slopes are the increments
+    `term.prod(term.vf(t, y, args), term.contr(t0, t1))`, as in diffrax's own solvers: it
+    holds in reverse time (t1 < t0), for pytree controls, for complex states and for vector
+    fields that are only `prod`-compatible with the state.
     """
 
     term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
@@ -251,22 +310,50 @@ class AbstractSplitting(diffrax.AbstractSolver):
         if force0 is not None:
             force0 = jax.lax.cond(made_jump, lambda: terms[1].vf(t0, y0[0], args), lambda: force0)
         plan = self._plan
-        y1, force1 = _apply(plan, terms, t0, t1 - t0, y0, args, force0, self._damping)
+        # The controls of the whole step, as diffrax's own solvers take them: under
+        # `diffeqsolve` with t1 < t0 they carry the sign of time.
+        controls = (terms[0].contr(t0, t1), terms[1].contr(t0, t1))
+        y1, force1 = _apply(
+            plan, terms, t0, t1 - t0, y0, args, force0, self._damping, controls=controls
+        )
         # The last force evaluation is F(q1) only if the word ends with a kick.
         force1 = force1 if plan.kinds[-1] == "kick" else None
-        h = t1 - t0
-        k0 = jtu.tree_map(lambda v: h * v, self.func(terms, t0, y0, args, force0))
-        k1 = jtu.tree_map(lambda v: h * v, self.func(terms, t1, y1, args, force1))
+        # The Hermite slopes are the increments over the step, `prod(vf, control)`.
+        k0 = self._increments(terms, t0, y0, args, force0, controls)
+        k1 = self._increments(terms, t1, y1, args, force1, controls)
         dense_info = dict(y0=y0, y1=y1, k0=k0, k1=k1)
         state = force1 if self.tableau.fsal else None
         return y1, None, dense_info, state, diffrax.RESULTS.successful
+
+    def _increments(self, terms, t, y, args, force, controls):
+        """$(\\dot q, \\dot p)\\,\\Delta t$ at `(t, y)` in the terms' own product: each
+        `term.prod(term.vf(t, ., args), control)`, with $-\\gamma p\\,\\Delta t$ added for a
+        damped method (its control is a time increment, see `_time_control`)."""
+        (term_q, term_p), (q, p), (cq, cp) = terms, y, controls
+        dq = _like(q, term_q.prod(term_q.vf(t, p, args), cq))
+        f = term_p.vf(t, q, args) if force is None else force
+        dp = _like(p, term_p.prod(f, cp))
+        if self._damping is not None:
+            c = _time_control(cp)
+            g = self._damping.astype(c.dtype) * c
+            dp = jtu.tree_map(lambda d, a: d - g.astype(jnp.result_type(a)) * a, dp, p)
+        return dq, dp
 
     def func(self, terms, t0, y0, args, force=None):
         q, p = y0
         dq = terms[0].vf(t0, p, args)
         dp = terms[1].vf(t0, q, args) if force is None else force
         if self._damping is not None:
-            dp = jtu.tree_map(lambda a, b: a - (self._damping * b).astype(a.dtype), dp, p)
+            if jtu.tree_structure(dp) != jtu.tree_structure(p) or any(
+                jnp.shape(a) != jnp.shape(b)
+                for a, b in zip(jtu.tree_leaves(dp), jtu.tree_leaves(p))
+            ):
+                raise ValueError(
+                    "The vector field of a conformal method is F(q) - damping * p: it needs "
+                    "`term_p`'s vector field shaped like `p`, got "
+                    f"{jtu.tree_structure(dp)} for p: {jtu.tree_structure(p)}."
+                )
+            dp = jtu.tree_map(lambda a, b: a - self._damping.astype(jnp.result_type(a)) * b, dp, p)
         return dq, dp
 
     def one_step(self, terms, t0, h, y0, args=None, force0=None):
@@ -311,8 +398,14 @@ class ConformalSplitting(AbstractSplitting):
 
     **Order.** A general splitting table keeps its order: its order conditions hold for any
     two vector fields, here the drift and the damped kick. An RKN table (`tableau.rkn`) relies
-    on $[B, [B, [B, A]]] = 0$, which the damping breaks, so it is declared order 2 (1 if not
-    symmetric); use the `...General` methods for high order.
+    on $[B, [B, [B, A]]] = 0$, which the damping breaks: it keeps its order for general
+    separable $H$, `tableau.general_order` (McAte4, CalvoSanz4 and McAte5: 3, BlanesMoan6: 4,
+    all measured), and `tableau` here is that general splitting (so no RKN guard applies).
+    Use the `...General` methods for high order.
+
+    **Dense output and reverse time.** As for every splitting, the Hermite slopes are the
+    increments `term.prod(term.vf(...), control)`, the damping's $-\\gamma p\\,\\Delta t$ taken
+    over `term_p`'s control, which must therefore be a scalar time increment.
 
     Build it with `conformal(method, damping)`. `damping` is an array leaf: gradients flow to
     it (with `adjoint="autodiff"`; the reversible adjoint refuses a damped method, whose
@@ -328,26 +421,68 @@ class ConformalSplitting(AbstractSplitting):
                 f"`ConformalSplitting(tableau, damping)` needs a `SplittingTableau`, got "
                 f"{type(tableau)}."
             )
-        if not isinstance(damping, jax.core.Tracer) and not float(damping) >= 0:
-            raise ValueError(f"`damping` must be >= 0 (a friction), got {damping}.")
-        self.tableau = tableau
-        self.damping = jnp.asarray(damping)
+        self.tableau = _conformal_tableau(tableau)
+        self.damping = _check_damping(damping)
         self.stage_loop = stage_loop
 
     @property
     def _damping(self):
         return self.damping
 
-    def order(self, terms) -> int:
-        if not self.tableau.rkn:
-            return self.tableau.order
-        return 2 if self.tableau.symmetric else 1
+
+def _conformal_tableau(tableau: SplittingTableau) -> SplittingTableau:
+    """The table as the damped system sees it: a general splitting of the table's general
+    order (an RKN table's extra order does not survive the damping)."""
+    if not tableau.rkn:
+        return tableau
+    return dataclasses.replace(
+        tableau,
+        order=tableau.general_order,
+        rkn=False,
+        general_order=None,
+        source=f"{tableau.source} (conformal: its general order {tableau.general_order})",
+    )
+
+
+def _check_damping(damping):
+    """The damping as a float array leaf, refused when negative or NaN: at once when
+    concrete, at run time (`equinox.error_if`, kept alive because every kick uses the
+    returned value) when traced."""
+    call = "conformal(method, damping)"
+    if isinstance(damping, bool) or not hasattr(jnp.asarray(damping), "dtype"):
+        raise TypeError(f"`{call}` needs a real number as damping, got {damping!r}.")
+    dtype = jnp.result_type(damping)
+    if jnp.issubdtype(dtype, jnp.integer):
+        damping = jnp.asarray(damping, dtype=jnp.result_type(float))
+    elif not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"`{call}` needs a real number as damping, got dtype {dtype}.")
+    if jnp.shape(damping) != ():
+        raise ValueError(
+            f"`{call}` needs a scalar damping (one friction for the whole system), got "
+            f"shape {jnp.shape(damping)}."
+        )
+    damping = hyperparameter(damping, call, "damping", lambda d: d >= 0, ">= 0 (a friction)")
+    return jnp.asarray(damping)
 
 
 def conformal(method: AbstractSplitting, damping) -> ConformalSplitting:
     """The conformal-symplectic version of an explicit splitting `method` (any of
     `structjax.integrators`' named methods, a `Composition` or an `ExplicitSplitting`) for
-    damping $\\gamma \\ge 0$: see `ConformalSplitting`."""
+    damping $\\gamma \\ge 0$: see `ConformalSplitting`.
+
+    **Arguments:**
+
+    - `method`: a structjax splitting method (not already conformal).
+    - `damping`: $\\gamma \\ge 0$, a scalar: a Python number, an array or a traced value
+        (gradients flow to it).
+
+    **Returns:** a `ConformalSplitting` whose `order` is the table's general order (an RKN
+    table's `general_order`, e.g. 3 for `McAte4`, 4 for `BlanesMoan6`).
+
+    **Raises:** `TypeError` for a method that is not a structjax splitting or a non-real
+    damping; `ValueError` for a negative or NaN damping, at once when it is concrete and
+    at run time (an `equinox` runtime error) when it is traced, as inside `jax.jit`.
+    """
     if not isinstance(method, AbstractSplitting):
         raise TypeError(
             f"`conformal(method, damping)` needs a structjax splitting method, got "

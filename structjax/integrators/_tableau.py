@@ -15,6 +15,9 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+import jax
+import numpy as np
+
 Kind = Literal["drift", "kick"]
 _OTHER: dict[str, Kind] = {"drift": "kick", "kick": "drift"}
 
@@ -33,6 +36,13 @@ class SplittingTableau:
     - `rkn`: `True` for a Runge–Kutta–Nyström method, whose order holds only when
         $\\partial T/\\partial p$ is linear in $p$ (that is, $T$ quadratic).
     - `source`: the reference the coefficients come from.
+    - `general_order`: for an RKN table, its order for a general separable $H$ (what its
+        conformal lift keeps, see `conformal`); default the floor every consistent word has,
+        2 for a palindrome and 1 otherwise. Equal to `order` when `rkn` is `False`.
+
+    **Raises:** `ValueError` for an unknown `first`, an order below 1, coefficients whose
+    drifts or kicks do not sum to 1, or a `general_order` above `order`; `TypeError` for
+    coefficients that are not plain numbers (traced or complex: they fix the compiled step).
     """
 
     first: str  # "drift" or "kick", checked in __post_init__
@@ -40,12 +50,28 @@ class SplittingTableau:
     order: int
     rkn: bool = False
     source: str = ""
+    general_order: int | None = None
 
     def __post_init__(self):
         if self.first not in ("drift", "kick"):
             raise ValueError(f"`first` must be 'drift' or 'kick', got {self.first!r}.")
-        if self.order < 1:
-            raise ValueError(f"A splitting method has order >= 1, got {self.order}.")
+        object.__setattr__(self, "coeffs", _static_coeffs(self.coeffs, "coeffs"))
+        if not _is_int(self.order) or self.order < 1:
+            raise ValueError(f"A splitting method has an integer order >= 1, got {self.order!r}.")
+        general = self.general_order
+        if general is None:
+            general = (2 if self.symmetric else 1) if self.rkn else self.order
+            general = min(general, self.order)
+        if not _is_int(general) or not 1 <= general <= self.order:
+            raise ValueError(
+                f"`general_order` must be an integer in [1, order={self.order}], got {general!r}."
+            )
+        if not self.rkn and general != self.order:
+            raise ValueError(
+                f"A table that is not RKN has one order: `general_order={general}` must equal "
+                f"`order={self.order}` (or pass `rkn=True`)."
+            )
+        object.__setattr__(self, "general_order", int(general))
         for kind in ("drift", "kick"):
             total = sum(c for k, c in self.ops if k == kind)
             if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-12):
@@ -82,12 +108,21 @@ class SplittingTableau:
 
     @classmethod
     def from_ops(
-        cls, ops: Sequence[tuple[Kind, float]], *, order: int, rkn: bool = False, source: str = ""
+        cls,
+        ops: Sequence[tuple[Kind, float]],
+        *,
+        order: int,
+        rkn: bool = False,
+        source: str = "",
+        general_order: int | None = None,
     ) -> SplittingTableau:
         """Normalise any word of drifts and kicks: drop zeros, merge neighbours of one kind."""
+        ops = tuple(ops)
+        numbers = _static_coeffs(tuple(c for _, c in ops), "ops")
         merged: list[list] = []
-        for kind, coeff in ops:
-            coeff = float(coeff)
+        for (kind, _), coeff in zip(ops, numbers):
+            if kind not in ("drift", "kick"):
+                raise ValueError(f"A factor is 'drift' or 'kick', got {kind!r}.")
             if coeff == 0.0:
                 continue
             if merged and merged[-1][0] == kind:
@@ -98,7 +133,7 @@ class SplittingTableau:
                 merged.append([kind, coeff])
         if not merged:
             raise ValueError("A splitting method needs at least one non-zero factor.")
-        return cls(merged[0][0], tuple(c for _, c in merged), order, rkn, source)
+        return cls(merged[0][0], tuple(c for _, c in merged), order, rkn, source, general_order)
 
     @classmethod
     def from_stages(
@@ -110,6 +145,7 @@ class SplittingTableau:
         order: int,
         rkn: bool = False,
         source: str = "",
+        general_order: int | None = None,
     ) -> SplittingTableau:
         """The usual stage form: $\\prod_i$ (`first_kind` with `first[i]`, then the other
         kind with `second[i]`)."""
@@ -119,17 +155,53 @@ class SplittingTableau:
             )
         other = _OTHER[first_kind]
         ops = [op for x, y in zip(first, second) for op in ((first_kind, x), (other, y))]
-        return cls.from_ops(ops, order=order, rkn=rkn, source=source)
+        return cls.from_ops(ops, order=order, rkn=rkn, source=source, general_order=general_order)
 
     def compose(self, gammas: Sequence[float], *, order: int, source: str = "") -> SplittingTableau:
         """The composition $\\Phi_{\\gamma_m h}\\circ\\dots\\circ\\Phi_{\\gamma_1 h}$ of this
-        method, as one merged word (Hairer, Lubich & Wanner II.4)."""
+        method, as one merged word (Hairer, Lubich & Wanner II.4). For an RKN base its
+        `general_order` is kept as the floor of the composition's."""
+        gammas = _static_coeffs(tuple(gammas), "gammas")
         ops = [(k, g * c) for g in gammas for k, c in self.ops]
-        return SplittingTableau.from_ops(ops, order=order, rkn=self.rkn, source=source)
+        tab = SplittingTableau.from_ops(ops, order=order, rkn=self.rkn, source=source)
+        if self.rkn:
+            tab = dataclasses.replace(tab, general_order=min(self.general_order, order))
+        return tab
 
     def adjoint(self) -> SplittingTableau:
         """The adjoint method $\\Phi^*_h = \\Phi_{-h}^{-1}$: the word reversed."""
         kinds = [k for k, _ in self.ops]
         return SplittingTableau(
-            kinds[-1], self.coeffs[::-1], self.order, self.rkn, f"adjoint of {self.source}"
+            kinds[-1],
+            self.coeffs[::-1],
+            self.order,
+            self.rkn,
+            f"adjoint of {self.source}",
+            self.general_order,
         )
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+
+
+def _static_coeffs(values, name: str) -> tuple[float, ...]:
+    """Coefficients as a tuple of Python floats, refusing (at trace time) what is not a plain
+    real number: a traced value (the table is static, it fixes the compiled step), a complex
+    or a non-numeric one."""
+    out = []
+    for c in values:
+        if isinstance(c, jax.core.Tracer):
+            raise TypeError(
+                f"A splitting table's `{name}` must be plain numbers (they are static: they fix "
+                "the compiled step), got a traced value. Build the method outside `jax.jit`, "
+                "or pass Python floats."
+            )
+        a = np.asarray(c)
+        if a.shape != () or not (np.issubdtype(a.dtype, np.floating) or _is_int(a.item())):
+            raise TypeError(
+                f"A splitting table's `{name}` must be real numbers, got {c!r} "
+                f"(dtype {a.dtype}, shape {a.shape})."
+            )
+        out.append(float(a))
+    return tuple(out)

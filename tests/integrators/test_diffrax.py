@@ -66,16 +66,8 @@ def test_dense_output_is_third_order_hermite():
     assert 3.7 < slope < 4.5, (slope, errs)
 
 
-@pytest.mark.parametrize("make", **PARAMS)
-def test_dense_derivative_at_steps_is_the_vector_field(make):
-    """The Hermite interpolant's slopes at step ends are dy/dt at the computed states."""
-    solver = make()
-    sol = _solve(solver, saveat=diffrax.SaveAt(dense=True, steps=True))
-    for k in (3, 11):
-        t = sol.ts[k]
-        y = jax.tree_util.tree_map(lambda x: x[k], sol.ys)
-        dq, dp = NEWTON[0].vf(t, y[1], None), NEWTON[1].vf(t, y[0], None)
-        assert tree_allclose(sol.derivative(t), (dq, dp), rtol=1e-10, atol=1e-10)
+# The dense output's slopes at the steps (forward and reverse time, complex states, pytree
+# controls) are checked for every solver in test_diffrax_conformance.py.
 
 
 def test_jit_vmap_over_initial_conditions_and_parameters():
