@@ -6,11 +6,18 @@ from collections.abc import Sequence
 import equinox as eqx
 
 from ._splitting import AbstractSplitting
-from ._tableau import SplittingTableau
+from ._tableau import SplittingTableau, _is_int, _static_coeffs
 
 
 def _power_sum(gammas, k):
     return sum(g**k for g in gammas)
+
+
+def _check_base(base, call: str) -> None:
+    if not isinstance(base, AbstractSplitting):
+        raise TypeError(
+            f"`{call}` needs a structjax splitting method as `base`, got {type(base).__name__}."
+        )
 
 
 class Composition(AbstractSplitting):
@@ -29,6 +36,10 @@ class Composition(AbstractSplitting):
     - `gammas`: the weights $\\gamma_1, \\dots, \\gamma_m$, summing to 1.
     - `order`: the order of the composition; inferred when omitted.
     - `stage_loop`: as for `ExplicitSplitting`.
+
+    **Raises:** `TypeError` for a base that is not a structjax splitting, or weights that are
+    not plain real numbers (a traced weight: the table is static); `ValueError` for weights
+    not summing to 1, or an `order` they cannot give.
     """
 
     tableau: SplittingTableau = eqx.field(static=True)
@@ -40,14 +51,14 @@ class Composition(AbstractSplitting):
         order: int | None = None,
         stage_loop: str = "auto",
     ):
-        if not isinstance(base, AbstractSplitting):
-            raise TypeError(
-                "`Composition(base, gammas)` needs a structjax splitting method as `base`, "
-                f"got {type(base).__name__}."
-            )
-        gammas = tuple(float(g) for g in gammas)
+        _check_base(base, "Composition(base, gammas)")
+        gammas = _static_coeffs(tuple(gammas), "gammas")
         if not gammas or not math.isclose(sum(gammas), 1.0, rel_tol=0, abs_tol=1e-12):
-            raise ValueError(f"Composition weights must sum to 1, got sum {sum(gammas)!r}.")
+            raise ValueError(
+                f"`Composition(base, gammas)`: the weights must sum to 1, got sum {sum(gammas)!r}."
+            )
+        if order is not None and (not _is_int(order) or order < 1):
+            raise ValueError(f"`Composition(..., order={order!r})` needs an integer order >= 1.")
         p = base.tableau.order
         symmetric = base.tableau.symmetric and all(
             math.isclose(a, b, rel_tol=0, abs_tol=1e-14) for a, b in zip(gammas, gammas[::-1])
@@ -84,6 +95,7 @@ def triple_jump(base: AbstractSplitting) -> Composition:
     $\\gamma_1 = \\gamma_3 = 1/(2 - 2^{1/(p+1)})$, $\\gamma_2 = 1 - 2\\gamma_1$
     (Yoshida, Phys. Lett. A 150:262 (1990), eq. 5.2; Suzuki 1990; HLW GNI II.4).
     """
+    _check_base(base, "triple_jump(base)")
     p = base.tableau.order
     g = 1.0 / (2.0 - 2.0 ** (1.0 / (p + 1)))
     return Composition(base, (g, 1.0 - 2.0 * g, g), order=p + 2)
@@ -95,6 +107,7 @@ def suzuki_fractal(base: AbstractSplitting) -> Composition:
     $\\gamma_1 = \\gamma_2 = \\gamma_4 = \\gamma_5 = 1/(4 - 4^{1/(p+1)})$,
     $\\gamma_3 = 1 - 4\\gamma_1$ (Suzuki, Phys. Lett. A 146:319 (1990); HLW GNI II.4).
     """
+    _check_base(base, "suzuki_fractal(base)")
     p = base.tableau.order
     g = 1.0 / (4.0 - 4.0 ** (1.0 / (p + 1)))
     return Composition(base, (g, g, 1.0 - 4.0 * g, g, g), order=p + 2)

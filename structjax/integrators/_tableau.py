@@ -54,10 +54,14 @@ class SplittingTableau:
 
     def __post_init__(self):
         if self.first not in ("drift", "kick"):
-            raise ValueError(f"`first` must be 'drift' or 'kick', got {self.first!r}.")
+            raise ValueError(
+                f"`SplittingTableau(first=...)` must be 'drift' or 'kick', got {self.first!r}."
+            )
         object.__setattr__(self, "coeffs", _static_coeffs(self.coeffs, "coeffs"))
         if not _is_int(self.order) or self.order < 1:
-            raise ValueError(f"A splitting method has an integer order >= 1, got {self.order!r}.")
+            raise ValueError(
+                f"`SplittingTableau(order=...)` needs an integer order >= 1, got {self.order!r}."
+            )
         general = self.general_order
         if general is None:
             general = (2 if self.symmetric else 1) if self.rkn else self.order
@@ -76,8 +80,8 @@ class SplittingTableau:
             total = sum(c for k, c in self.ops if k == kind)
             if not math.isclose(total, 1.0, rel_tol=0, abs_tol=1e-12):
                 raise ValueError(
-                    f"The {kind} coefficients of a consistent splitting sum to 1, "
-                    f"got {total!r} (source: {self.source or 'unknown'})."
+                    f"`SplittingTableau(coeffs=...)`: the {kind} coefficients of a consistent "
+                    f"splitting sum to 1, got {total!r} (source: {self.source or 'unknown'})."
                 )
 
     @property
