@@ -26,13 +26,24 @@ def hermite_step(solver, terms, t0, t1, y0, y1, args, h, state, result):
     return y1, None, dict(y0=y0, y1=y1, k0=k0, k1=k1), state, result
 
 
+@eqx.filter_jit
+def _compiled_step(solver, terms, t0, h, y0, args, state):
+    y1, _, _, _, result = solver.step(terms, t0, t0 + h, y0, args, state, False)
+    return y1, result == diffrax.RESULTS.successful
+
+
 def checked_one_step(solver, terms, t0, h, y0, args, state=None):
     """One step as a pure function (for certificates); an error if a solve failed, at once
-    when the step ran eagerly and at run time under `jax.jit`."""
-    y1, _, _, _, result = solver.step(terms, t0, t0 + h, y0, args, state, False)
+    when called eagerly and at run time under `jax.jit`. Compiled once per solver, terms and
+    shapes: eager calls with new values of `t0`, `h`, `y0` reuse it (optimistix's loops,
+    traced op by op, would otherwise compile again on every call)."""
+    # Python numbers as weakly typed arrays: traced, not static, and still taking the
+    # state's precision.
+    t0, h = (x if isinstance(x, jax.Array) else jnp.asarray(x) for x in (t0, h))
+    y1, ok = _compiled_step(solver, terms, t0, h, y0, args, state)
     return guard(
         y1,
-        result != diffrax.RESULTS.successful,
+        ~ok,
         f"`{type(solver).__name__}.one_step`: a step failed (an implicit solve did not converge "
         "within `max_steps`); take a smaller step or raise `max_steps`.",
     )

@@ -105,10 +105,11 @@ def _solve(solver, **kw):
 def test_bad_input():
     # the initial-state check: a ValueError from an eager `init`, a run-time error under jit
     solver = si.Rattle(_sphere)
+    runs = (_solve(solver), jax.jit(_solve(solver)))  # the compiled solve, eager or in a jit
     for y in ((2 * Q0, P0), (Q0, Q0)):  # off the sphere; a velocity not tangent to it
         assert_refused(lambda y: solver.init(PENDULUM, 0.0, 0.01, y, None), y,
                        match="`Rattle` needs `y0=.*on the constraint manifold")  # fmt: skip
-        for run in (_solve(solver), jax.jit(_solve(solver))):  # the compiled solve
+        for run in runs:
             with pytest.raises(RuntimeError, match="off the constraint manifold"):
                 jax.block_until_ready(run(y))
     # a stage that does not converge: refused at once eagerly, at run time under jit
