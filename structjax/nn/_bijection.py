@@ -7,6 +7,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PyTree
 
+from .._guards import check_real_floating
+from ..equivariant._checks import static_int
+
 
 class AbstractBijection(eqx.Module):
     """An invertible map with its log-determinant, in the bijector convention of distrax and
@@ -82,18 +85,30 @@ def zero_log_det(x) -> Float[Array, ""]:
     return jnp.zeros((), _dtype_of(x))
 
 
-def check_vector(x, size: int, call: str):
-    """A trace-time check that `x` is one example: a vector of `size` entries."""
+def check_vector(x, size: int, call: str, name: str = "x"):
+    """A trace-time check that `x` is one example: a real floating-point vector of `size`
+    entries (`ValueError` for the shape, `TypeError` for an integer or complex dtype)."""
     if jnp.ndim(x) != 1 or jnp.shape(x)[0] != size:
         raise ValueError(
-            f"`{call}` takes one example of shape ({size},), got shape {jnp.shape(x)}; "
-            "batch with `jax.vmap`."
+            f"`{call}` takes one example `{name}` of shape ({size},), got shape "
+            f"{jnp.shape(x)}; batch with `jax.vmap`."
         )
+    check_real_floating(x, call, name)
+
+
+@eqx.filter_jit
+def jit_method(method, module, *args):
+    """`method(module, *args)` compiled once per module structure and input shapes, so that
+    eager calls of a layer whose body builds `lax.scan`s or solver closures reuse one XLA
+    program instead of compiling a fresh one per call (inside a user's `jit` it is inlined)."""
+    return method(module, *args)
 
 
 def check_even(dim: int, call: str):
+    dim = static_int(dim, call, "dim", minimum=0)
     if dim < 2 or dim % 2:
         raise ValueError(
             f"`{call}` splits its input into two equal halves and needs an even dimension >= 2, "
             f"got {dim}. Pad the input with a zero feature, or map it to an even width first."
         )
+    return dim

@@ -7,7 +7,15 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..equivariant._checks import static_int
 from ._bijection import AbstractBijection, Chain, check_even, check_vector, zero_log_det
+
+
+def _check_config(call: str, dim, width, depth) -> tuple[int, int, int]:
+    dim = check_even(dim, f"{call}(dim={dim!r})")
+    width = static_int(width, f"{call}(width={width!r})", "width", minimum=1)
+    depth = static_int(depth, f"{call}(depth={depth!r})", "depth", minimum=0)
+    return dim, width, depth
 
 
 def _halves(x, flip: bool):
@@ -43,17 +51,17 @@ class AdditiveCoupling(AbstractBijection):
         *,
         key: PRNGKeyArray,
     ):
-        check_even(dim, f"AdditiveCoupling(dim={dim})")
+        dim, width, depth = _check_config("AdditiveCoupling", dim, width, depth)
         self.net = eqx.nn.MLP(dim // 2, dim // 2, width, depth, activation, key=key)
         self.dim, self.flip = dim, flip
 
     def forward_and_log_det(self, x: Float[Array, " dim"]):
-        check_vector(x, self.dim, "AdditiveCoupling")
+        check_vector(x, self.dim, "AdditiveCoupling.forward", "x")
         cond, moved = _halves(x, self.flip)
         return _join(cond, moved + self.net(cond), self.flip), zero_log_det(x)
 
     def inverse_and_log_det(self, y: Float[Array, " dim"]):
-        check_vector(y, self.dim, "AdditiveCoupling")
+        check_vector(y, self.dim, "AdditiveCoupling.inverse", "y")
         cond, moved = _halves(y, self.flip)
         return _join(cond, moved - self.net(cond), self.flip), zero_log_det(y)
 
@@ -82,7 +90,7 @@ class AffineCoupling(AbstractBijection):
         *,
         key: PRNGKeyArray,
     ):
-        check_even(dim, f"AffineCoupling(dim={dim})")
+        dim, width, depth = _check_config("AffineCoupling", dim, width, depth)
         self.net = eqx.nn.MLP(dim // 2, dim, width, depth, activation, key=key)
         self.dim, self.flip = dim, flip
 
@@ -91,13 +99,13 @@ class AffineCoupling(AbstractBijection):
         return jnp.tanh(s), t
 
     def forward_and_log_det(self, x: Float[Array, " dim"]):
-        check_vector(x, self.dim, "AffineCoupling")
+        check_vector(x, self.dim, "AffineCoupling.forward", "x")
         cond, moved = _halves(x, self.flip)
         s, t = self._scale_shift(cond)
         return _join(cond, moved * jnp.exp(s) + t, self.flip), jnp.sum(s)
 
     def inverse_and_log_det(self, y: Float[Array, " dim"]):
-        check_vector(y, self.dim, "AffineCoupling")
+        check_vector(y, self.dim, "AffineCoupling.inverse", "y")
         cond, moved = _halves(y, self.flip)
         s, t = self._scale_shift(cond)
         return _join(cond, (moved - t) * jnp.exp(-s), self.flip), -jnp.sum(s)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..equivariant._checks import check_param_dtype, static_int
 from ..integrators import (
     FixedSolution,
     GeneralizedLeapfrog,
@@ -16,6 +17,16 @@ from ..integrators import (
     solve_fixed,
 )
 from ._bijection import check_vector
+
+
+def _check_config(call: str, dim, width, depth, dtype) -> tuple[int, int, int]:
+    call = f"{call}(dim={dim!r}, width={width!r}, depth={depth!r})"
+    check_param_dtype(dtype, call)
+    return (
+        static_int(dim, call, "dim"),
+        static_int(width, call, "width"),
+        static_int(depth, call, "depth", minimum=0),
+    )
 
 
 def _scalar_mlp(in_size, width, depth, activation, dtype, key):
@@ -50,12 +61,13 @@ class HamiltonianNet(eqx.Module):
         *,
         key: PRNGKeyArray,
     ):
+        dim, width, depth = _check_config("HamiltonianNet", dim, width, depth, dtype)
         self.net = _scalar_mlp(2 * dim, width, depth, activation, dtype, key)
         self.dim = dim
 
     def hamiltonian(self, q: Float[Array, " dim"], p: Float[Array, " dim"], args=None):
-        check_vector(q, self.dim, "HamiltonianNet: q")
-        check_vector(p, self.dim, "HamiltonianNet: p")
+        check_vector(q, self.dim, "HamiltonianNet.hamiltonian(q, p)", "q")
+        check_vector(p, self.dim, "HamiltonianNet.hamiltonian(q, p)", "p")
         return self.net(jnp.concatenate([q, p]))
 
     @property
@@ -106,17 +118,18 @@ class SeparableHamiltonianNet(eqx.Module):
         *,
         key: PRNGKeyArray,
     ):
+        dim, width, depth = _check_config("SeparableHamiltonianNet", dim, width, depth, dtype)
         kt, kv = jax.random.split(key)
         self.kinetic_net = _scalar_mlp(dim, width, depth, activation, dtype, kt)
         self.potential_net = _scalar_mlp(dim, width, depth, activation, dtype, kv)
         self.dim = dim
 
     def kinetic(self, p: Float[Array, " dim"], args=None):
-        check_vector(p, self.dim, "SeparableHamiltonianNet: p")
+        check_vector(p, self.dim, "SeparableHamiltonianNet.kinetic(p)", "p")
         return self.kinetic_net(p)
 
     def potential(self, q: Float[Array, " dim"], args=None):
-        check_vector(q, self.dim, "SeparableHamiltonianNet: q")
+        check_vector(q, self.dim, "SeparableHamiltonianNet.potential(q)", "q")
         return self.potential_net(q)
 
     def hamiltonian(self, q, p, args=None):

@@ -9,8 +9,16 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._guards import guard
+from ..equivariant._checks import (
+    check_param_dtype,
+    in_float32,
+    positive_finite,
+    static_float,
+    static_int,
+)
 from ..manifolds._base import mm
-from ._bijection import AbstractBijection, check_vector
+from ._bijection import AbstractBijection, check_vector, jit_method
 from ._linear import AbstractLinear
 
 
@@ -19,9 +27,13 @@ def _init_linear(in_features, out_features, use_bias, dtype, key):
     return lin.weight, lin.bias
 
 
-def _check_sizes(call: str, in_features: int, out_features: int):
-    if in_features < 1 or out_features < 1:
-        raise ValueError(f"`{call}({in_features}, {out_features})` needs positive sizes.")
+def _check_sizes(call: str, in_features, out_features, dtype=None) -> tuple[int, int]:
+    call = f"{call}({in_features!r}, {out_features!r})"
+    check_param_dtype(dtype, call)
+    return (
+        static_int(in_features, call, "in_features", minimum=1),
+        static_int(out_features, call, "out_features", minimum=1),
+    )
 
 
 class SpectralNormLinear(AbstractLinear):
@@ -33,8 +45,8 @@ class SpectralNormLinear(AbstractLinear):
     iteration of Miyato et al., whose underestimate would void the bound that
     `InvertibleResidual` relies on.
 
-    **Arguments:** `in_features`, `out_features`, `coefficient` $c > 0$, `use_bias`, `dtype`,
-    `key`.
+    **Arguments:** `in_features`, `out_features`, `coefficient` $c > 0$ (finite, a Python
+    float: it is the declared bound), `use_bias`, `dtype`, `key`.
     """
 
     weight: Float[Array, "out in"]
@@ -52,9 +64,16 @@ class SpectralNormLinear(AbstractLinear):
         *,
         key: PRNGKeyArray,
     ):
-        _check_sizes("SpectralNormLinear", in_features, out_features)
-        if not coefficient > 0:
-            raise ValueError(f"`SpectralNormLinear(coefficient={coefficient})` needs c > 0.")
+        in_features, out_features = _check_sizes(
+            "SpectralNormLinear", in_features, out_features, dtype
+        )
+        coefficient = static_float(
+            coefficient,
+            f"SpectralNormLinear(coefficient={coefficient!r})",
+            "coefficient",
+            positive_finite,
+            "c > 0 (finite)",
+        )
         self.weight, self.bias = _init_linear(in_features, out_features, use_bias, dtype, key)
         self.coefficient, self.in_features = coefficient, in_features
 
@@ -64,8 +83,13 @@ class SpectralNormLinear(AbstractLinear):
 
     @property
     def matrix(self) -> Float[Array, "out in"]:
-        sigma = jnp.linalg.svd(self.weight, compute_uv=False)[0]
-        return (self.coefficient / sigma) * self.weight
+        return _spectral_normalised(self, self.weight).astype(self.weight.dtype)
+
+
+@in_float32
+def _spectral_normalised(layer, weight):
+    sigma = jnp.linalg.svd(weight, compute_uv=False)[0]
+    return (layer.coefficient / sigma) * weight
 
 
 class AOLLinear(AbstractLinear):
@@ -90,7 +114,7 @@ class AOLLinear(AbstractLinear):
         *,
         key: PRNGKeyArray,
     ):
-        _check_sizes("AOLLinear", in_features, out_features)
+        in_features, out_features = _check_sizes("AOLLinear", in_features, out_features, dtype)
         self.weight, self.bias = _init_linear(in_features, out_features, use_bias, dtype, key)
         self.in_features = in_features
 
@@ -114,8 +138,7 @@ class GroupSort(eqx.Module):
     group_size: int = eqx.field(static=True, default=2)
 
     def __check_init__(self):
-        if self.group_size < 1:
-            raise ValueError(f"`GroupSort(group_size={self.group_size})` needs group_size >= 1.")
+        static_int(self.group_size, f"GroupSort(group_size={self.group_size!r})", "group_size")
 
     @property
     def lipschitz_bound(self) -> float:
@@ -128,6 +151,11 @@ class GroupSort(eqx.Module):
             raise ValueError(
                 f"`GroupSort(group_size={g})` takes a vector whose size is a multiple of {g}, "
                 f"got shape {jnp.shape(x)}."
+            )
+        if jnp.issubdtype(jnp.result_type(x), jnp.complexfloating):
+            raise TypeError(
+                f"`GroupSort(group_size={g})(x)` sorts real numbers; got a complex `x` "
+                f"({jnp.result_type(x)})."
             )
         return jnp.sort(x.reshape(-1, g), axis=-1).reshape(-1)
 
@@ -149,7 +177,15 @@ class InvertibleResidual(AbstractBijection):
       that bound below `log_det_tol`.
 
     **Arguments:** `dim`, `width` of the hidden layer, `coefficient` $c \\in (0, 1)$,
-    `activation`, `log_det_terms`, `log_det_tol`, `dtype`, `key`.
+    `activation`, `log_det_terms` (an int >= 1), `log_det_tol` (> 0), `dtype`, `checks`
+    (default True: refuse an inverse whose fixed-point solve did not converge; False skips
+    that test), `key`. With float16/bfloat16 parameters or inputs the block runs in float32
+    and rounds its outputs once.
+
+    **Raises:** `ValueError` for $c \\notin (0, 1)$, `log_det_terms < 1` or
+    `log_det_tol <= 0`; `TypeError` for non-integer sizes or integer/complex inputs; and, from
+    `inverse`, a `ValueError` (eagerly) or a runtime error (under `jit`) when the fixed point
+    does not converge (non-finite `y`).
     """
 
     first: SpectralNormLinear
@@ -158,6 +194,7 @@ class InvertibleResidual(AbstractBijection):
     dim: int = eqx.field(static=True)
     coefficient: float = eqx.field(static=True)
     log_det_terms: int = eqx.field(static=True)
+    checks: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -168,26 +205,40 @@ class InvertibleResidual(AbstractBijection):
         log_det_terms: int | None = None,
         log_det_tol: float = 1e-10,
         dtype=None,
+        checks: bool = True,
         *,
         key: PRNGKeyArray,
     ):
-        if not 0 < coefficient < 1:
-            raise ValueError(
-                f"`InvertibleResidual(coefficient={coefficient})` needs 0 < c < 1: with "
-                "Lip(g) >= 1, x + g(x) need not be invertible and the fixed-point inverse and "
-                "log-det series diverge."
-            )
+        coefficient = static_float(
+            coefficient,
+            f"InvertibleResidual(coefficient={coefficient!r})",
+            "coefficient",
+            lambda c: (c > 0) & (c < 1),
+            "0 < c < 1: with Lip(g) >= 1, x + g(x) need not be invertible and the fixed-point "
+            "inverse and log-det series diverge",
+        )
+        call = f"InvertibleResidual(dim={dim!r}, width={width!r})"
+        dim, width = static_int(dim, call, "dim"), static_int(width, call, "width")
+        check_param_dtype(dtype, call)
         k1, k2 = jax.random.split(key)
         self.first = SpectralNormLinear(dim, width, coefficient, dtype=dtype, key=k1)
         self.second = SpectralNormLinear(width, dim, 1.0, dtype=dtype, key=k2)
         self.activation, self.dim, self.coefficient = activation, dim, coefficient
         if log_det_terms is None:
+            log_det_tol = static_float(
+                log_det_tol,
+                f"InvertibleResidual(log_det_tol={log_det_tol!r})",
+                "log_det_tol",
+                positive_finite,
+                "> 0 (finite)",
+            )
             log_det_terms = 1
             while _series_bound(dim, coefficient, log_det_terms) > log_det_tol:
                 log_det_terms += 1
-        if log_det_terms < 1:
-            raise ValueError(f"`log_det_terms={log_det_terms}` must be >= 1.")
-        self.log_det_terms = log_det_terms
+        self.log_det_terms = static_int(
+            log_det_terms, f"InvertibleResidual(log_det_terms={log_det_terms!r})", "log_det_terms"
+        )
+        self.checks = bool(checks)
 
     @property
     def log_det_truncation_bound(self) -> float:
@@ -210,24 +261,41 @@ class InvertibleResidual(AbstractBijection):
         return jnp.sum(terms)
 
     def forward_and_log_det(self, x: Float[Array, " dim"]):
-        check_vector(x, self.dim, "InvertibleResidual")
-        return x + self.residual(x), self._log_det(x)
+        check_vector(x, self.dim, "InvertibleResidual.forward", "x")
+        return jit_method(_iresnet_forward, self, x)
 
     def inverse_and_log_det(self, y: Float[Array, " dim"]):
-        check_vector(y, self.dim, "InvertibleResidual")
-        tol = 100 * float(jnp.finfo(y.dtype).eps)
-        # Enough iterations to contract an O(|y|) error to the tolerance, with margin.
-        steps = 4 + math.ceil(math.log(tol / 10) / math.log(self.coefficient))
-        solution = optx.fixed_point(
-            lambda x, y: y - self.residual(x),
-            # (a norm in the default float dtype: optimistix keeps its error state in it)
-            optx.FixedPointIteration(rtol=tol, atol=tol, norm=_max_norm),
-            y,
-            y,
-            max_steps=steps,
+        check_vector(y, self.dim, "InvertibleResidual.inverse", "y")
+        x, log_det, failed = jit_method(_iresnet_inverse, self, y)
+        message = (
+            f"`InvertibleResidual(dim={self.dim}, coefficient={self.coefficient}).inverse(y)`: "
+            "the fixed-point solve of x = y - g(x) did not converge (needs a finite `y`)."
         )
-        x = solution.value
-        return x, -self._log_det(x)
+        return guard((x, log_det), failed, message, checks=self.checks)
+
+
+@in_float32
+def _iresnet_forward(block, x):
+    return x + block.residual(x), block._log_det(x)
+
+
+@in_float32
+def _iresnet_inverse(block, y):
+    tol = 100 * float(jnp.finfo(y.dtype).eps)
+    # Enough iterations to contract an O(|y|) error to the tolerance, with margin.
+    steps = 4 + math.ceil(math.log(tol / 10) / math.log(block.coefficient))
+    solution = optx.fixed_point(
+        lambda x, y: y - block.residual(x),
+        # (a norm in the default float dtype: optimistix keeps its error state in it)
+        optx.FixedPointIteration(rtol=tol, atol=tol, norm=_max_norm),
+        y,
+        y,
+        max_steps=steps,
+        throw=False,
+    )
+    x = solution.value
+    failed = (solution.result != optx.RESULTS.successful) | ~jnp.all(jnp.isfinite(x))
+    return x, -block._log_det(x), failed
 
 
 def _max_norm(x):

@@ -6,6 +6,8 @@ import diffrax
 import equinox as eqx
 from jaxtyping import Array, PyTree
 
+from .._guards import check_real_floating
+from ..equivariant._checks import positive_finite, static_float, static_int
 from ..integrators import solve_fixed
 
 
@@ -22,9 +24,12 @@ class ODEBlock(eqx.Module):
         `(f_q, f_p)` of partitioned fields for a state `y = (q, p)` and a structjax
         splitting method (`VelocityVerlet()`, ...), the `SemiImplicitEuler` convention.
     - `solver`: the diffrax solver.
-    - `num_steps`, `dt`: the fixed steps (Python int, positive float).
+    - `num_steps`, `dt`: the fixed steps (a Python int >= 1, a finite float > 0; static
+        configuration, so not traced).
     - `adjoint`: `"autodiff"` or `"reversible"` (splittings: memory constant in
         `num_steps`), as in `solve_fixed`.
+
+    The state `y` must be real floating point (`TypeError` otherwise).
     """
 
     vector_field: Callable | tuple[Callable, Callable]
@@ -34,10 +39,9 @@ class ODEBlock(eqx.Module):
     adjoint: str = eqx.field(static=True, default="autodiff")
 
     def __check_init__(self):
-        if not (isinstance(self.num_steps, int) and self.num_steps >= 1):
-            raise ValueError(f"`ODEBlock(num_steps={self.num_steps!r})` needs an int >= 1.")
-        if not self.dt > 0:
-            raise ValueError(f"`ODEBlock(dt={self.dt!r})` needs a step dt > 0.")
+        static_int(self.num_steps, f"ODEBlock(num_steps={self.num_steps!r})", "num_steps")
+        static_float(self.dt, f"ODEBlock(dt={self.dt!r})", "dt", positive_finite,
+                     "a step dt > 0 (finite)")  # fmt: skip
 
     @property
     def terms(self):
@@ -46,6 +50,7 @@ class ODEBlock(eqx.Module):
         return diffrax.ODETerm(self.vector_field)
 
     def __call__(self, y: PyTree[Array], args: PyTree = None) -> PyTree[Array]:
+        check_real_floating(y, "ODEBlock(...)(y)", "y")
         solution = solve_fixed(
             self.terms,
             self.solver,

@@ -1,10 +1,14 @@
 """Orthogonal layers: dense (four parametrisations) and 2-D convolution (Cayley in Fourier)."""
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._guards import check_real_floating, compute_dtype
+from ..equivariant._checks import check_param_dtype, in_float32, static_int
 from ..manifolds import Constrained, Stiefel
 from ..manifolds._base import mm, mT, skew
 from ..manifolds._orthogonal import _expm
@@ -53,8 +57,13 @@ class OrthogonalLinear(AbstractLinear):
       to rounding once the iteration has converged (tens of iterations for well-conditioned
       weights: `check` it if you lower the count).
 
-    **Arguments:** `in_features`, `out_features`, `use_bias`, `dtype`, `parametrization`,
-    `bjorck_iterations`, `key`.
+    **Arguments:** `in_features`, `out_features` (positive ints), `use_bias`, `dtype` (a real
+    float; float16/bfloat16 weights are orthonormalised in float32 and rounded once),
+    `parametrization`, `bjorck_iterations` (an int >= 0), `key`.
+
+    **Raises:** `ValueError` for sizes below 1, an unknown `parametrization` or
+    `bjorck_iterations < 0`; `TypeError` for non-integer sizes or iteration counts, a
+    non-float `dtype`, or an integer or complex input.
     """
 
     weight: Constrained | Array
@@ -75,10 +84,16 @@ class OrthogonalLinear(AbstractLinear):
         *,
         key: PRNGKeyArray,
     ):
-        if in_features < 1 or out_features < 1:
-            raise ValueError(
-                f"`OrthogonalLinear({in_features}, {out_features})` needs positive sizes."
-            )
+        call = f"OrthogonalLinear({in_features!r}, {out_features!r})"
+        in_features = static_int(in_features, call, "in_features", minimum=1)
+        out_features = static_int(out_features, call, "out_features", minimum=1)
+        bjorck_iterations = static_int(
+            bjorck_iterations,
+            f"OrthogonalLinear(bjorck_iterations={bjorck_iterations!r})",
+            "bjorck_iterations",
+            minimum=0,
+        )
+        check_param_dtype(dtype, call)
         if parametrization not in _PARAMETRISATIONS:
             raise ValueError(
                 f"`OrthogonalLinear(parametrization={parametrization!r})` must be one of "
@@ -86,14 +101,17 @@ class OrthogonalLinear(AbstractLinear):
             )
         n, p = max(in_features, out_features), min(in_features, out_features)
         stiefel = Stiefel(n, p)
-        x = stiefel.random_point(key, dtype=dtype)
+        dtype = jnp.dtype(dtype or jnp.result_type(float))
+        # (drawn in float32 for the 16-bit dtypes, which have no QR, then rounded)
+        x = stiefel.random_point(key, dtype=compute_dtype(dtype)).astype(dtype)
         if parametrization == "stiefel":
             self.weight = Constrained(x, stiefel)
         elif parametrization == "bjorck":
             self.weight = x
         else:
-            self.weight = jax.random.normal(key, (n, n), x.dtype) / jnp.sqrt(n)
-        self.bias = jnp.zeros(out_features, x.dtype) if use_bias else None
+            a = jax.random.normal(key, (n, n), compute_dtype(dtype)) / math.sqrt(n)
+            self.weight = a.astype(dtype)
+        self.bias = jnp.zeros(out_features, dtype) if use_bias else None
         self.in_features, self.out_features = in_features, out_features
         self.parametrization, self.bjorck_iterations = parametrization, bjorck_iterations
 
@@ -103,17 +121,25 @@ class OrthogonalLinear(AbstractLinear):
 
     @property
     def matrix(self) -> Float[Array, "out in"]:
-        """$W$, of shape `(out_features, in_features)`."""
-        p = min(self.in_features, self.out_features)
-        if self.parametrization == "stiefel":
-            w = self.weight.value
-        elif self.parametrization == "bjorck":
-            w = _bjorck(self.weight, self.bjorck_iterations)
-        elif self.parametrization == "cayley":
-            w = _cayley(2 * skew(self.weight))[:, :p]
-        else:
-            w = _expm(2 * skew(self.weight))[:, :p]
-        return w if self.out_features >= self.in_features else w.T
+        """$W$, of shape `(out_features, in_features)`, in the weight's dtype (computed in
+        float32 for 16-bit weights)."""
+        weight = self.weight.value if self.parametrization == "stiefel" else self.weight
+        return _orthogonal_matrix(self, weight).astype(weight.dtype)
+
+
+@in_float32
+def _orthogonal_matrix(layer, weight):
+    check_real_floating(weight, "OrthogonalLinear.matrix", "weight")
+    p = min(layer.in_features, layer.out_features)
+    if layer.parametrization == "stiefel":
+        w = weight
+    elif layer.parametrization == "bjorck":
+        w = _bjorck(weight, layer.bjorck_iterations)
+    elif layer.parametrization == "cayley":
+        w = _cayley(2 * skew(weight))[:, :p]
+    else:
+        w = _expm(2 * skew(weight))[:, :p]
+    return w if layer.out_features >= layer.in_features else w.T
 
 
 class OrthogonalConv2d(eqx.Module):
@@ -125,8 +151,9 @@ class OrthogonalConv2d(eqx.Module):
     for any kernel. Real FFTs over the last axis, as in their code: the self-conjugate
     frequencies get real (orthogonal) Cayley factors, so the output is real and exact.
 
-    **Arguments:** `channels` (in = out), `kernel_size`, `size` $n$ of the square input,
-    `use_bias`, `dtype`, `key`. Input and output: `(channels, size, size)`.
+    **Arguments:** `channels` (in = out), `kernel_size`, `size` $n$ of the square input
+    (positive ints, `kernel_size <= size`), `use_bias`, `dtype` (a real float; 16-bit kernels
+    are transformed in float32), `key`. Input and output: `(channels, size, size)`, real.
     """
 
     kernel: Float[Array, "c c k k"]
@@ -144,15 +171,20 @@ class OrthogonalConv2d(eqx.Module):
         *,
         key: PRNGKeyArray,
     ):
-        if channels < 1 or not 1 <= kernel_size <= size:
-            raise ValueError(
-                f"`OrthogonalConv2d(channels={channels}, kernel_size={kernel_size}, "
-                f"size={size})` needs channels >= 1 and 1 <= kernel_size <= size."
-            )
-        dtype = dtype or jnp.result_type(float)
+        call = (
+            f"OrthogonalConv2d(channels={channels!r}, kernel_size={kernel_size!r}, size={size!r})"
+        )
+        channels = static_int(channels, call, "channels", minimum=1)
+        kernel_size = static_int(kernel_size, call, "kernel_size", minimum=1)
+        size = static_int(size, call, "size", minimum=1)
+        if not kernel_size <= size:
+            raise ValueError(f"`{call}` needs channels >= 1 and 1 <= kernel_size <= size.")
+        check_param_dtype(dtype, call)
+        dtype = jnp.dtype(dtype or jnp.result_type(float))
         scale = 1.0 / (channels * kernel_size)
         shape = (channels, channels, kernel_size, kernel_size)
-        self.kernel = scale * jax.random.normal(key, shape, dtype)
+        kernel = scale * jax.random.normal(key, shape, compute_dtype(dtype))
+        self.kernel = kernel.astype(dtype)
         self.bias = jnp.zeros(channels, dtype) if use_bias else None
         self.channels, self.size = channels, size
 
@@ -169,8 +201,15 @@ class OrthogonalConv2d(eqx.Module):
     def __call__(self, x: Float[Array, "c n n"], *, key: PRNGKeyArray | None = None):
         del key
         shape = (self.channels, self.size, self.size)
-        if x.shape != shape:
-            raise ValueError(f"`OrthogonalConv2d` takes one input of shape {shape}, got {x.shape}.")
+        if jnp.shape(x) != shape:
+            raise ValueError(
+                f"`OrthogonalConv2d` takes one input of shape {shape}, got {jnp.shape(x)}."
+            )
+        check_real_floating(x, "OrthogonalConv2d(...)(x)", "x")
+        return self._apply(x)
+
+    @in_float32
+    def _apply(self, x):
         xf = jnp.moveaxis(jnp.fft.rfft2(x), 0, -1)[..., None]  # (n, n//2 + 1, c, 1)
         yf = jnp.moveaxis(mm(self._spectral(), xf)[..., 0], -1, 0)
         y = jnp.fft.irfft2(yf, s=(self.size, self.size))

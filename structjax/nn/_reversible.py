@@ -1,5 +1,6 @@
 """Deep stacks of exactly invertible blocks with constant-memory backpropagation."""
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -8,8 +9,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._bijection import AbstractBijection, check_vector, zero_log_det
-from ._sympnet import gradient_shear
+from ..equivariant._checks import positive_finite, static_float, static_int
+from ._bijection import AbstractBijection, check_vector, jit_method, zero_log_det
+from ._sympnet import _check_state, _dtype, _normal, gradient_shear
 
 _MEMORY = ("reversible", "stored")
 
@@ -140,26 +142,34 @@ class Reversible(AbstractBijection):
     ):
         if memory not in _MEMORY:
             raise ValueError(f"`Reversible(memory={memory!r})` must be one of {_MEMORY}.")
-        if depth < 1:
-            raise ValueError(f"`Reversible(depth={depth})` needs depth >= 1.")
+        depth = static_int(depth, f"Reversible(depth={depth!r})", "depth")
         self.blocks = eqx.filter_vmap(make_block)(jax.random.split(key, depth))
         self.depth, self.memory = depth, memory
 
+    # (through `jit_method`: an eager call compiles its scans once per shape, not per call)
     def forward_and_log_det(self, x: PyTree[Array]):
-        if self.memory == "reversible":
-            return _reversible_scan((self.blocks, x))
-        return _scan_forward((self.blocks, x))
+        return jit_method(_stack_forward, self, x)
 
     def inverse_and_log_det(self, y: PyTree[Array]):
-        dynamic, static = eqx.partition(self.blocks, eqx.is_array)
+        return jit_method(_stack_inverse, self, y)
 
-        def body(carry, block):
-            y, total = carry
-            x, ld = eqx.combine(block, static).inverse_and_log_det(y)
-            return (x, total + ld), None
 
-        (x, total), _ = jax.lax.scan(body, (y, zero_log_det(y)), dynamic, reverse=True)
-        return x, total
+def _stack_forward(stack: Reversible, x):
+    if stack.memory == "reversible":
+        return _reversible_scan((stack.blocks, x))
+    return _scan_forward((stack.blocks, x))
+
+
+def _stack_inverse(stack: Reversible, y):
+    dynamic, static = eqx.partition(stack.blocks, eqx.is_array)
+
+    def body(carry, block):
+        y, total = carry
+        x, ld = eqx.combine(block, static).inverse_and_log_det(y)
+        return (x, total + ld), None
+
+    (x, total), _ = jax.lax.scan(body, (y, zero_log_det(y)), dynamic, reverse=True)
+    return x, total
 
 
 class VerletBlock(AbstractBijection):
@@ -173,8 +183,8 @@ class VerletBlock(AbstractBijection):
     Each half is a symplectic shear (`GradientModule` with $a = \\pm h$), so the block is
     symplectic and volume preserving for any weights, and inverted exactly.
 
-    **Arguments:** `dim` of $q$ and $p$, `width` of $K_i \\in \\mathbb R^{w \\times d}$,
-    `step` $h$, `activation`, `dtype`, `key`.
+    **Arguments:** `dim` of $q$ and $p$, `width` of $K_i \\in \\mathbb R^{w \\times d}$
+    (positive ints), `step` $h > 0$ (a finite Python float), `activation`, `dtype`, `key`.
     """
 
     k1: Float[Array, "width dim"]
@@ -187,12 +197,13 @@ class VerletBlock(AbstractBijection):
     def __init__(
         self, dim: int, width: int, step: float = 0.1, activation=jnp.tanh, dtype=None, *, key
     ):
-        if not step > 0:
-            raise ValueError(f"`VerletBlock(step={step})` needs a step h > 0.")
+        call = f"VerletBlock(dim={dim!r}, width={width!r}, step={step!r})"
+        dim, width = static_int(dim, call, "dim"), static_int(width, call, "width")
+        step = static_float(step, call, "step", positive_finite, "a step h > 0 (finite)")
         k1, k2 = jax.random.split(key)
-        dtype = dtype or jnp.result_type(float)
-        self.k1 = jax.random.normal(k1, (width, dim), dtype) / jnp.sqrt(dim)
-        self.k2 = jax.random.normal(k2, (width, dim), dtype) / jnp.sqrt(dim)
+        dtype = _dtype(dtype, call)
+        self.k1 = _normal(k1, (width, dim), dtype, 1 / math.sqrt(dim))
+        self.k2 = _normal(k2, (width, dim), dtype, 1 / math.sqrt(dim))
         self.b1, self.b2 = jnp.zeros(width, dtype), jnp.zeros(width, dtype)
         self.activation, self.step = activation, step
 
@@ -208,12 +219,14 @@ class VerletBlock(AbstractBijection):
         return drift, kick
 
     def forward_and_log_det(self, y):
+        _check_state(y, self.k1.shape[-1], "VerletBlock")
         drift, kick = self._halves()
         q, p = y
         q = q + drift(p)
         return (q, p - kick(q)), zero_log_det(y)
 
     def inverse_and_log_det(self, y):
+        _check_state(y, self.k1.shape[-1], "VerletBlock")
         drift, kick = self._halves()
         q, p = y
         p = p + kick(q)
@@ -247,6 +260,9 @@ class HamiltonianResNet(eqx.Module):
         *,
         key,
     ):
+        call = f"HamiltonianResNet({in_features!r}, {out_features!r})"
+        in_features = static_int(in_features, call, "in_features")
+        out_features = static_int(out_features, call, "out_features")
         k_in, k_body, k_out = jax.random.split(key, 3)
         self.lift = eqx.nn.Linear(in_features, dim, key=k_in)
         self.body = Reversible(
@@ -257,7 +273,7 @@ class HamiltonianResNet(eqx.Module):
 
     def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
         del key
-        check_vector(x, self.in_features, "HamiltonianResNet")
+        check_vector(x, self.in_features, "HamiltonianResNet(...)(x)")
         q = self.lift(x)
         q, p = self.body((q, jnp.zeros_like(q)))
         return self.head(jnp.concatenate([q, p]))

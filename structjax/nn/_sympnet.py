@@ -11,6 +11,7 @@ authors' code (`learner/nn/sympnet.py`), with the state ordered $(q, p)$ as ever
 structjax.
 """
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -18,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._guards import compute_dtype
+from ..equivariant._checks import check_param_dtype, static_int
 from ._bijection import AbstractBijection, check_even, check_vector, zero_log_det
 
 _KINDS = ("up", "low")
@@ -31,8 +34,18 @@ def _check_kind(kind: str, call: str):
 def _check_state(y, dim: int, call: str):
     if not (isinstance(y, tuple) and len(y) == 2):
         raise ValueError(f"`{call}` takes the phase-space state as a tuple `(q, p)`, got {y!r}.")
-    check_vector(y[0], dim, f"{call}: q")
-    check_vector(y[1], dim, f"{call}: p")
+    check_vector(y[0], dim, f"{call}((q, p))", "q")
+    check_vector(y[1], dim, f"{call}((q, p))", "p")
+
+
+def _dtype(dtype, call: str):
+    check_param_dtype(dtype, call)
+    return jnp.dtype(dtype or jnp.result_type(float))
+
+
+def _normal(key, shape, dtype, scale: float):
+    """N(0, scale^2) draws in `dtype` (drawn in float32 for the 16-bit dtypes)."""
+    return (scale * jax.random.normal(key, shape, compute_dtype(dtype))).astype(dtype)
 
 
 def _shear(y, kind: str, sign: float, field: Callable):
@@ -64,11 +77,13 @@ class GradientModule(AbstractBijection):
     def __init__(
         self, dim: int, width: int, kind: str = "up", activation=jnp.tanh, dtype=None, *, key
     ):
+        call = f"GradientModule(dim={dim!r}, width={width!r})"
         _check_kind(kind, "GradientModule")
+        dim, width = static_int(dim, call, "dim"), static_int(width, call, "width")
         kk, ka = jax.random.split(key)
-        dtype = dtype or jnp.result_type(float)
-        self.k = jax.random.normal(kk, (width, dim), dtype) / jnp.sqrt(dim)
-        self.a = jax.random.normal(ka, (width,), dtype) / jnp.sqrt(width)
+        dtype = _dtype(dtype, call)
+        self.k = _normal(kk, (width, dim), dtype, 1 / math.sqrt(dim))
+        self.a = _normal(ka, (width,), dtype, 1 / math.sqrt(width))
         self.b = jnp.zeros(width, dtype)
         self.activation, self.dim, self.kind = activation, dim, kind
 
@@ -95,9 +110,11 @@ class ActivationModule(AbstractBijection):
     kind: str = eqx.field(static=True)
 
     def __init__(self, dim: int, kind: str = "up", activation=jnp.tanh, dtype=None, *, key):
+        call = f"ActivationModule(dim={dim!r})"
         _check_kind(kind, "ActivationModule")
-        dtype = dtype or jnp.result_type(float)
-        self.a = jax.random.normal(key, (dim,), dtype) / jnp.sqrt(dim)
+        dim = static_int(dim, call, "dim")
+        dtype = _dtype(dtype, call)
+        self.a = _normal(key, (dim,), dtype, 1 / math.sqrt(dim))
         self.activation, self.dim, self.kind = activation, dim, kind
 
     def _field(self, x):
@@ -124,11 +141,11 @@ class LinearModule(AbstractBijection):
     dim: int = eqx.field(static=True)
 
     def __init__(self, dim: int, sublayers: int = 4, dtype=None, *, key):
-        if sublayers < 1:
-            raise ValueError(f"`LinearModule(sublayers={sublayers})` needs sublayers >= 1.")
-        dtype = dtype or jnp.result_type(float)
+        call = f"LinearModule(dim={dim!r}, sublayers={sublayers!r})"
+        dim, sublayers = static_int(dim, call, "dim"), static_int(sublayers, call, "sublayers")
+        dtype = _dtype(dtype, call)
         # The authors' code draws S_i ~ N(0, 0.01) and zero biases.
-        self.a = 0.01 * jax.random.normal(key, (sublayers, dim, dim), dtype)
+        self.a = _normal(key, (sublayers, dim, dim), dtype, 0.01)
         self.bias_q, self.bias_p = jnp.zeros(dim, dtype), jnp.zeros(dim, dtype)
         self.dim = dim
 
@@ -181,8 +198,7 @@ class GSympNet(AbstractSympNet):
     def __init__(
         self, dim: int, layers: int = 4, width: int = 32, activation=jnp.tanh, dtype=None, *, key
     ):
-        if layers < 1:
-            raise ValueError(f"`GSympNet(layers={layers})` needs layers >= 1.")
+        layers = static_int(layers, f"GSympNet(layers={layers!r})", "layers")
         keys = jax.random.split(key, layers)
         self.modules = tuple(
             GradientModule(dim, width, _KINDS[i % 2], activation, dtype, key=k)
@@ -204,8 +220,7 @@ class LASympNet(AbstractSympNet):
     def __init__(
         self, dim: int, layers: int = 3, sublayers: int = 4, activation=jnp.tanh, dtype=None, *, key
     ):
-        if layers < 1:
-            raise ValueError(f"`LASympNet(layers={layers})` needs layers >= 1.")
+        layers = static_int(layers, f"LASympNet(layers={layers!r})", "layers")
         keys = jax.random.split(key, 2 * layers)
         modules = []
         for i in range(layers):
@@ -224,15 +239,15 @@ class SymplecticFlow(AbstractBijection):
     dim: int = eqx.field(static=True)
 
     def __init__(self, net: AbstractBijection, dim: int):
-        check_even(dim, f"SymplecticFlow(dim={dim})")
+        dim = check_even(dim, f"SymplecticFlow(dim={dim!r})")
         self.net, self.dim = net, dim
 
     def forward_and_log_det(self, x):
-        check_vector(x, self.dim, "SymplecticFlow")
+        check_vector(x, self.dim, "SymplecticFlow.forward", "x")
         q, p = self.net.forward(tuple(jnp.split(x, 2)))
         return jnp.concatenate([q, p]), zero_log_det(x)
 
     def inverse_and_log_det(self, y):
-        check_vector(y, self.dim, "SymplecticFlow")
+        check_vector(y, self.dim, "SymplecticFlow.inverse", "y")
         q, p = self.net.inverse(tuple(jnp.split(y, 2)))
         return jnp.concatenate([q, p]), zero_log_det(y)

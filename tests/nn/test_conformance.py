@@ -10,7 +10,7 @@ import pytest
 
 import structjax.check as check
 
-from ..helpers import tree_max_abs_diff
+from ..helpers import compilations, tree_max_abs_diff
 from .cases import (
     BIJECTIONS,
     CASES,
@@ -28,10 +28,13 @@ BIJECTIVE = [c for c in CASES if c.bijection]
 @pytest.mark.parametrize("case", BIJECTIVE, ids=repr)
 def test_inverse_is_exact(case, getkey):
     layer = build(case, getkey())
-    for _ in range(3):
+    for i in range(3):
+        if i == 1:  # eager calls again, same shapes: nothing new to compile
+            compiled = compilations()
         x = case.example(getkey())
         assert float(check.inversion_error(layer.forward, layer.inverse, x)) < 1e-10
         assert float(check.inversion_error(layer.inverse, layer.forward, x)) < 1e-10
+    assert compilations() == compiled, "a repeated eager forward/inverse compiled again"
 
 
 @pytest.mark.parametrize("case", BIJECTIVE, ids=repr)
@@ -95,10 +98,12 @@ def test_jit_vmap_grad_no_retrace(case, getkey):
 
     out = batched(layer, xs)
     batched(layer, jtu.tree_map(lambda a: a + 1.0, xs))  # new values, no retrace
-    for i in range(4):
-        xi = jtu.tree_map(lambda a: a[i], xs)
-        yi = jtu.tree_map(lambda a: a[i], out)
+    pairs = [jtu.tree_map(lambda a: a[i], (xs, out)) for i in range(4)]
+    for i, (xi, yi) in enumerate(pairs):
+        if i == 1:  # the second eager call with identical shapes compiles nothing
+            compiled = compilations()
         assert float(tree_max_abs_diff(apply(case, layer, xi), yi)) < 1e-12
+    assert compilations() == compiled, "a repeated eager call compiled a new XLA program"
 
     def loss(layer_and_xs):
         layer, xs = layer_and_xs
