@@ -217,8 +217,9 @@ def test_generalized_leapfrog_is_velocity_verlet_for_separable_h():
 
 
 def test_generalized_leapfrog_errors():
-    with pytest.raises(ValueError, match="needs `terms = structjax.integrators.HamiltonianTerm"):
-        si.solve_fixed(TERM, si.GeneralizedLeapfrog(), Y0, dt=0.1, num_steps=2)
+    assert_refused(lambda y: si.solve_fixed(TERM, si.GeneralizedLeapfrog(), y, dt=0.1,
+                                            num_steps=2).y1, Y0,
+                   match="needs `terms = structjax.integrators.HamiltonianTerm")  # fmt: skip
     failing = si.GeneralizedLeapfrog(max_steps=1)
     assert_refused(lambda y: si.solve_fixed(HAM_TERM, failing, y, dt=0.5, num_steps=2).y1, Y0,
                    match="a step failed")  # fmt: skip
