@@ -66,7 +66,12 @@ def check_solver_fields(solver, root_finder_types: tuple, default: str):
 
 class ButcherTableau(eqx.Module):
     """The coefficients $(A, b, c)$ of an $s$-stage Runge–Kutta method, its order, its
-    source."""
+    source.
+
+    **Raises:** `ValueError` at construction unless $A$ is $s \\times s$ with $s$ the length
+    of $b$ and $c$, every coefficient is finite, $\\sum_i b_i = 1$ (consistency: order at
+    least 1) and `order` is an int >= 1.
+    """
 
     # tuples, hashable: the tableau is static data of the solver (compare, cache, jit)
     a: tuple[tuple[float, ...], ...] = eqx.field(static=True, converter=lambda m: tuple(
@@ -75,6 +80,25 @@ class ButcherTableau(eqx.Module):
     c: tuple[float, ...] = eqx.field(static=True, converter=lambda v: tuple(map(float, v)))
     order: int = eqx.field(static=True)
     source: str = eqx.field(static=True)
+
+    def __check_init__(self):
+        s = len(self.b)
+        if len(self.c) != s or len(self.a) != s or any(len(row) != s for row in self.a):
+            raise ValueError(
+                f"`ButcherTableau` needs A of shape (s, s) with s = len(b) = len(c); got b of "
+                f"length {s}, c of length {len(self.c)}, A rows of lengths "
+                f"{[len(row) for row in self.a]}."
+            )
+        a, b, c = self.arrays()
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(np.isfinite(c))):
+            raise ValueError("`ButcherTableau` needs finite coefficients.")
+        if abs(float(np.sum(b)) - 1.0) > 1e-12:
+            raise ValueError(
+                f"`ButcherTableau` needs weights b summing to 1 (a consistent method), got "
+                f"sum(b) = {float(np.sum(b))!r}."
+            )
+        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
+            raise ValueError(f"`ButcherTableau(order={self.order!r})` needs an int >= 1.")
 
     @property
     def stages(self) -> int:

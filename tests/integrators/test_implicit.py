@@ -166,6 +166,16 @@ def test_bad_configuration():
         si.GaussLegendre(2, root_finder=optx.BFGS(1e-8, 1e-8))
     with pytest.raises(TypeError, match="tableau"):
         si.ImplicitRungeKutta(((0.5,),))
+    good = dict(a=[[0.5]], b=[1.0], c=[0.5], order=2, source="midpoint")
+    for bad, match in (
+        (dict(b=[0.5, 0.5]), r"A of shape \(s, s\)"),
+        (dict(b=[0.9]), "summing to 1"),
+        (dict(a=[[float("nan")]]), "finite"),
+        (dict(order=0), "order=0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            si.ButcherTableau(**(good | bad))
+    assert si.ButcherTableau(**good).stages == 1
     with pytest.raises(ValueError, match=r"`GeneralizedLeapfrog\(max_steps=-1\)` needs"):
         si.GeneralizedLeapfrog(max_steps=-1)
     with pytest.raises(TypeError, match="root_finder"):
