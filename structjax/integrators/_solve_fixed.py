@@ -355,7 +355,8 @@ def solve_fixed(
     inexact = [jnp.result_type(x) for x in jtu.tree_leaves(y0)]
     real = jnp.finfo(inexact[0]).dtype
     t0 = jnp.asarray(t0, dtype=jnp.result_type(t0, dt, real))
-    dt = jnp.asarray(dt, dtype=t0.dtype) if not _is_tracer(dt) else dt
+    # (a traced weakly typed dt, e.g. `jnp.asarray(0.01)` passed through `jax.jit`, too)
+    dt = jnp.asarray(dt, dtype=t0.dtype)
     dt = _check_step(dt, checks)
     y0 = _check_start(y0, t0, checks)
     solution, ok = _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint, checks)

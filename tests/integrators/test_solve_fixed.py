@@ -146,6 +146,11 @@ def test_float32():
     ref = si.solve_fixed(NEWTON, si.BlanesMoan6(), Y0, dt=0.1, num_steps=20)
     for a, b in zip(jax.tree_util.tree_leaves(sol.y1), jax.tree_util.tree_leaves(ref.y1)):
         assert np.allclose(np.asarray(a, np.float64), b, atol=1e-5)
+    # a weakly typed dt traced by jit (`jnp.asarray(0.1)`) takes the state's precision too
+    run = jax.jit(lambda dt: si.solve_fixed(NEWTON, si.BlanesMoan6(), y32, dt=dt, num_steps=20))
+    traced = run(jnp.asarray(0.1))
+    assert traced.t1.dtype == jnp.float32
+    assert tree_allclose(traced.y1, sol.y1, rtol=1e-6, atol=1e-6)
 
 
 def test_random_initial_conditions_energy(getkey):
