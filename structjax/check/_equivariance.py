@@ -39,7 +39,13 @@ def equivariance_error(
     - `num_samples`: how many group elements.
 
     **Returns:** a scalar.
+
+    **Raises:** `ValueError` for `num_samples` not a positive int (trace time).
     """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(
+            f"`equivariance_error` needs num_samples an int >= 1, got {num_samples!r}."
+        )
     act_in, act_out = _action(rep_in), _action(rep_out)
     flat_x = ravel_pytree(x)[0]
     y = f(x)

@@ -71,7 +71,19 @@ def lipschitz_lower_bound(
     - `num_starts`, `steps`, `learning_rate`: the search.
 
     **Returns:** a scalar, the largest norm seen.
+
+    **Raises:** `ValueError` for `num_starts` or `steps` not a positive int, or a
+    `learning_rate` / `spread` that is not a finite positive number (checked at trace time:
+    they are the search's configuration).
     """
+    for name, value in (("num_starts", num_starts), ("steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`lipschitz_lower_bound` needs {name} an int >= 1, got {value!r}.")
+    for name, value in (("learning_rate", learning_rate), ("spread", spread)):
+        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise ValueError(
+                f"`lipschitz_lower_bound` needs {name} a finite number > 0, got {value!r}."
+            )
     flat, unravel = ravel_pytree(x)
 
     def f_flat(z):

@@ -17,7 +17,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
+from .._guards import check_real_floating, guard, point_tolerance
 from ..manifolds._base import mm
+from ._checks import check_param_dtype
 
 # The authors initialise the last layer of phi_x with xavier_uniform_(gain=0.001), so that
 # coordinates move little at initialisation (E_GCL in `egnn_clean.py`).
@@ -25,7 +27,7 @@ _COORD_GAIN = 1e-3
 
 
 def euclidean_action(
-    g: Float[Array, "_d _d"], graph: tuple[PyTree, Float[Array, "... _n"]]
+    g: Float[Array, "_d _d"], graph: tuple[PyTree, Float[Array, "... _n"]], *, checks: bool = True
 ) -> tuple[PyTree, Float[Array, "... _n"]]:
     """The action of $E(n)$ on a graph $(h, x)$: features are invariant and each coordinate
     row moves as $x_i \\mapsto R x_i + t$, i.e. $x \\mapsto x R^\\top + t$, for the homogeneous
@@ -36,6 +38,11 @@ def euclidean_action(
 
     **Returns:** `(h, x R^T + t)`. Use it as `rep_in`/`rep_out` of
     `structjax.check.equivariance_error`.
+
+    **Raises:** `ValueError` for a `g` of the wrong shape, or one that is not in $E(n)$
+    ($R$ orthogonal and last row $(0, \\dots, 0, 1)$, within the dtype's point tolerance:
+    eagerly, or as a runtime error under `jit`; `checks=False` skips it); `TypeError` for
+    integer or complex coordinates.
     """
     h, x = graph
     n = jnp.shape(x)[-1]
@@ -43,6 +50,23 @@ def euclidean_action(
         raise ValueError(
             f"`euclidean_action(g, (h, x))`: coordinates in R^{n} need an element of E({n}) of "
             f"shape {(n + 1, n + 1)}, got g of shape {jnp.shape(g)}."
+        )
+    check_real_floating(x, "euclidean_action(g, (h, x))", "x")
+    check_real_floating(g, "euclidean_action(g, (h, x))", "g")
+    if checks:
+        rot = g[:n, :n]
+        tol = point_tolerance(jnp.result_type(g), (n + 1) ** 2)
+        eye = jnp.eye(n, dtype=rot.dtype)
+        off = jnp.maximum(
+            jnp.max(jnp.abs(mm(rot.T, rot) - eye)),
+            jnp.max(jnp.abs(g[n] - jnp.eye(n + 1, dtype=g.dtype)[n])),
+        )
+        g = guard(
+            g,
+            off > tol,
+            f"`euclidean_action(g, (h, x))` needs `g` in E({n}): R = g[:{n}, :{n}] orthogonal "
+            f"and last row (0, ..., 0, 1), within {tol:.0e}.",
+            found=off,
         )
     return h, mm(x, g[:n, :n].T) + g[:n, n]
 
@@ -60,6 +84,10 @@ def _check_graph(call: str, h, x, mask, edge_attr, feature_size, spatial_dim, ed
             f"`{call}(h, x)` takes coordinates x of shape (N, {spatial_dim}), got shape "
             f"{jnp.shape(x)}{batch}."
         )
+    check_real_floating(h, f"{call}(h, x)", "h")
+    check_real_floating(x, f"{call}(h, x)", "x")
+    if edge_attr is not None:
+        check_real_floating(edge_attr, f"{call}(h, x, mask, edge_attr)", "edge_attr")
     n_nodes = jnp.shape(h)[0]
     if jnp.shape(x)[0] != n_nodes:
         raise ValueError(
@@ -86,9 +114,10 @@ def _check_graph(call: str, h, x, mask, edge_attr, feature_size, spatial_dim, ed
     return n_nodes
 
 
-def _check_sizes(call: str, **sizes):
+def _check_sizes(call: str, dtype=None, **sizes):
+    check_param_dtype(dtype, f"{call}(dtype={dtype!r})")
     for name, size in sizes.items():
-        if not (isinstance(size, int) and size >= 1):
+        if isinstance(size, bool) or not (isinstance(size, int) and size >= 1):
             raise ValueError(f"`{call}({name}={size!r})` needs a positive integer.")
 
 
@@ -142,12 +171,15 @@ class EGNNLayer(eqx.Module):
         out_feature_size = feature_size if out_feature_size is None else out_feature_size
         _check_sizes(
             "EGNNLayer",
+            dtype,
             feature_size=feature_size,
             hidden_size=hidden_size,
             out_feature_size=out_feature_size,
             spatial_dim=spatial_dim,
         )
-        if not (isinstance(edge_attr_size, int) and edge_attr_size >= 0):
+        if isinstance(edge_attr_size, bool) or not (
+            isinstance(edge_attr_size, int) and edge_attr_size >= 0
+        ):
             raise ValueError(f"`EGNNLayer(edge_attr_size={edge_attr_size!r})` needs an int >= 0.")
         if residual is None:
             residual = out_feature_size == feature_size
@@ -251,6 +283,7 @@ class EGNN(eqx.Module):
     ):
         _check_sizes(
             "EGNN",
+            dtype,
             feature_size=feature_size,
             hidden_size=hidden_size,
             out_size=out_size,

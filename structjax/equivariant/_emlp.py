@@ -10,8 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._guards import compute_dtype
 from ..manifolds._base import mm
 from ._basis import equivariant_basis
+from ._checks import check_param_dtype, in_float32, is_16bit, static_int, upcast
 from ._groups import Group
 from ._reps import (
     AbstractRep,
@@ -46,7 +48,14 @@ class EquivariantLinear(eqx.Module):
     group structure (EMLP's Sec. 5.2 decomposition, solved per distinct pair, not for the
     whole sum). The bias lies in the invariant vectors of `rep_out`.
 
-    **Arguments:** `rep_in`, `rep_out` (same group), `use_bias`, `dtype`, `key`.
+    **Arguments:** `rep_in`, `rep_out` (same group), `use_bias`, `dtype` (a real float;
+    with float16/bfloat16 parameters or inputs, $W$ and the product are formed in float32 and
+    the output rounded once), `key`.
+
+    **Raises:** `ValueError` if the representations belong to different groups, or if no
+    nonzero equivariant map (nor invariant bias) exists between them: the layer would be
+    identically zero for any parameters. `TypeError` for a non-float `dtype` or an integer or
+    complex input.
     """
 
     weights: tuple[Array | None, ...]
@@ -61,7 +70,8 @@ class EquivariantLinear(eqx.Module):
                 f"`EquivariantLinear`: rep_in is a representation of {rep_in.group.name}, "
                 f"rep_out of {rep_out.group.name}."
             )
-        dtype = dtype or jnp.result_type(float)
+        check_param_dtype(dtype, "EquivariantLinear(rep_in, rep_out, dtype=...)")
+        dtype = jnp.dtype(dtype or jnp.result_type(float))
         self.rep_in, self.rep_out = rep_in, rep_out
         fan_in = sum(m * r.size for r, m in components(rep_in))
         shapes, scales, biases = [], [], []
@@ -73,10 +83,17 @@ class EquivariantLinear(eqx.Module):
                 scales.append(math.sqrt(b.size / (fan_in * max(r, 1))))
             r = equivariant_basis(Scalar(rep_out.group), b).shape[-1] if use_bias else 0
             biases.append(jnp.asarray(np.zeros((r, n)), dtype) if r else None)
+        if all(shape is None for shape in shapes) and all(b is None for b in biases):
+            raise ValueError(
+                f"`EquivariantLinear({_name(rep_in)}, {_name(rep_out)})`: no nonzero linear map "
+                f"from rep_in to rep_out commutes with {rep_in.group.name} (and rep_out has no "
+                "invariant bias), so the layer would be identically zero for any parameters."
+            )
         # One draw for all the blocks, sliced: a draw per block shape would compile one
-        # random kernel per shape, seconds of start-up for a wide layer.
+        # random kernel per shape, seconds of start-up for a wide layer. (16-bit: drawn in
+        # float32, rounded.)
         sizes = [math.prod(shape) if shape else 0 for shape in shapes]
-        flat = jax.random.normal(key, (max(sum(sizes), 1),), dtype)
+        flat = jax.random.normal(key, (max(sum(sizes), 1),), compute_dtype(dtype)).astype(dtype)
         weights, start = [], 0
         for shape, size, scale in zip(shapes, sizes, scales):
             weights.append(scale * flat[start : start + size].reshape(shape) if shape else None)
@@ -85,7 +102,11 @@ class EquivariantLinear(eqx.Module):
 
     def matrix(self) -> Float[Array, "out in"]:
         """The dense $W$, assembled from the basis: $W_{ba} = \\sum_k \\theta_k \\otimes B_k$
-        per pair of components."""
+        per pair of components (in the parameters' dtype; formed in float32 for 16-bit
+        parameters)."""
+        dtype = self._dtype()
+        if is_16bit(dtype):
+            return upcast(self).matrix().astype(dtype)
         rows = []
         w_iter = iter(self.weights)
         for b, n in components(self.rep_out):
@@ -107,7 +128,11 @@ class EquivariantLinear(eqx.Module):
 
     def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
         del key
-        check_rep_input(self.rep_in, x, "EquivariantLinear input")
+        check_rep_input(self.rep_in, x, "EquivariantLinear(...)(x)")
+        return self._apply(x)
+
+    @in_float32
+    def _apply(self, x):
         # W is formed from the parameters alone, so under `jax.vmap` it is built once for the
         # whole batch and applied as one matrix product (EMLP's W = P w, per call).
         y = mm(self.matrix(), x)
@@ -120,6 +145,32 @@ class EquivariantLinear(eqx.Module):
             outs.append(block)
             start += n * b.size
         return jnp.concatenate(outs)
+
+
+def _name(rep) -> str:
+    if isinstance(rep, DirectSum):
+        return " + ".join(f"{m}*{_name(r)}" if m > 1 else _name(r) for r, m in rep.parts)
+    if isinstance(rep, Scalar):
+        return "Scalar"
+    if isinstance(rep, Vector):
+        return "V"
+    if isinstance(rep, Dual):
+        return f"{_name(rep.rep)}*"
+    if isinstance(rep, TensorProduct):
+        return "(" + " x ".join(_name(f) for f in rep.factors) + ")"
+    return type(rep).__name__
+
+
+def _dead_outputs(rep_in: AbstractRep, rep_out: AbstractRep) -> list:
+    """The components of `rep_out` that no equivariant linear map from `rep_in`, nor an
+    invariant bias, reaches: identically zero in any `EquivariantLinear(rep_in, rep_out)`."""
+    scalar = Scalar(rep_out.group)
+    return [
+        b
+        for b, _ in components(rep_out)
+        if not any(equivariant_basis(a, b).shape[-1] for a, _ in components(rep_in))
+        and not equivariant_basis(scalar, b).shape[-1]
+    ]
 
 
 def _is_scalar(rep) -> bool:
@@ -159,7 +210,10 @@ class GatedNonlinearity(eqx.Module):
 def uniform_rep(channels: int, group: Group, max_rank: int = 2) -> AbstractRep:
     """A hidden representation of about `channels` numbers spread evenly over tensors of rank
     0..`max_rank` (the idea of EMLP's `uniform_rep`): rank $k$ gets
-    $\\lfloor channels / ((max\\_rank + 1)\\, d^k) \\rfloor$ copies (at least one)."""
+    $\\lfloor channels / ((max\\_rank + 1)\\, d^k) \\rfloor$ copies (at least one).
+    `channels` is an int >= 1, `max_rank` an int >= 0."""
+    channels = static_int(channels, f"uniform_rep({channels!r}, ...)", "channels")
+    max_rank = static_int(max_rank, f"uniform_rep(max_rank={max_rank!r})", "max_rank", 0)
     d = group.d
     parts = []
     for k in range(max_rank + 1):
@@ -173,7 +227,7 @@ def _is_vector_like(rep) -> bool:
 
 
 class PairwiseProducts(eqx.Module):
-    """$x \mapsto (x, \{x_i \otimes x_j\}_{i \le j})$ over the vector-like copies $x_i$ (in
+    r"""$x \mapsto (x, \{x_i \otimes x_j\}_{i \le j})$ over the vector-like copies $x_i$ (in
     $V$ or $V^*$) of `rep`: an equivariant quadratic map into `rep` $\oplus \bigoplus
     (a \otimes b)$, after which an `EquivariantLinear` layer reaches every bilinear invariant
     and covariant of the vectors (inner products, Minkowski products, cross products, outer
@@ -210,7 +264,15 @@ class EMLP(eqx.Module):
     `structjax.equivariant`.
 
     **Arguments:** `rep_in`, `rep_out`, `hidden` (a representation, or an int: the size of a
-    `uniform_rep`), `num_layers` hidden blocks, `dtype`, `key`.
+    `uniform_rep`), `num_layers` hidden blocks (an int >= 1), `dtype` (16-bit parameters or
+    inputs: the network runs in float32 and rounds its output once), `key`.
+
+    **Raises:** `ValueError` when a component of `rep_out` cannot be reached from `hidden`
+    by any equivariant linear map (e.g. an all-scalar `hidden` and a vector output: invariant
+    features carry no direction), since that part of the output would be identically zero for
+    any weights. EMLP's reference code builds such a network silently (its `Linear` projects
+    onto an empty basis); here it is refused, with the fix: give `hidden` components of the
+    output's types (an int `hidden` does, through `uniform_rep`).
     """
 
     products: tuple[PairwiseProducts, ...]
@@ -221,10 +283,26 @@ class EMLP(eqx.Module):
     def __init__(self, rep_in: AbstractRep, rep_out: AbstractRep,
                  hidden: AbstractRep | int = 128, num_layers: int = 2, dtype=None, *,
                  key: PRNGKeyArray):  # fmt: skip
-        if num_layers < 1:
-            raise ValueError(f"`EMLP(num_layers={num_layers})` needs num_layers >= 1.")
-        if isinstance(hidden, int):
+        num_layers = static_int(num_layers, f"EMLP(num_layers={num_layers!r})", "num_layers")
+        check_param_dtype(dtype, "EMLP(rep_in, rep_out, dtype=...)")
+        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
             hidden = uniform_rep(hidden, rep_in.group)
+        if not isinstance(hidden, AbstractRep):
+            raise TypeError(
+                f"`EMLP(hidden={hidden!r})` needs a representation or an int (the size of a "
+                "`uniform_rep`)."
+            )
+        dead = _dead_outputs(hidden, rep_out)
+        if dead:
+            raise ValueError(
+                f"`EMLP(rep_in={_name(rep_in)}, rep_out={_name(rep_out)}, "
+                f"hidden={_name(hidden)})`: no equivariant linear map of "
+                f"{rep_in.group.name} takes the hidden representation to the output "
+                f"component(s) {', '.join(_name(b) for b in dead)}, so that part of the output "
+                "would be identically zero for any weights (all-scalar hidden features carry "
+                "no direction). Give `hidden` components of the output's types, e.g. "
+                "`hidden=uniform_rep(128, G)` or an int."
+            )
         keys = jax.random.split(key, num_layers + 1)
         reps: Sequence[AbstractRep] = [rep_in] + [hidden] * num_layers
         self.products = tuple(PairwiseProducts(r) for r in reps[:-1])
@@ -237,7 +315,11 @@ class EMLP(eqx.Module):
 
     def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
         del key
-        check_rep_input(self.rep_in, x, "EMLP input")
+        check_rep_input(self.rep_in, x, "EMLP(...)(x)")
+        return self._apply(x)
+
+    @in_float32
+    def _apply(self, x):
         for products, layer, act in zip(self.products, self.layers[:-1], self.nonlinearities):
             x = act(layer(products(x)))
         return self.layers[-1](x)

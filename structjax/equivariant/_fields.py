@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._guards import check_real_floating, guard, point_tolerance
 from ._groups import Group
 
 # ------------------------------------------------------------------ groups and irreps
@@ -187,9 +188,34 @@ class FieldType(eqx.Module):
     def _decompose(self, field):
         return _decompose(field, self.n, self.flips, self.beta)
 
-    def representation(self, g: Float[Array, "2 2"]) -> Float[Array, "size size"]:
-        """$\\rho(g)$, block-diagonal over the fields (regular fields: $g$ must lie in the
-        group; it is rounded to the nearest element)."""
+    def _check_element(self, g, call: str):
+        """`g` guarded: orthogonal (within the dtype's point tolerance), a rotation when the
+        group has no reflections, and for regular fields an element of the finite group."""
+        if jnp.shape(g) != (2, 2):
+            raise ValueError(f"`{call}` needs `g` of shape (2, 2), got shape {jnp.shape(g)}.")
+        check_real_floating(g, call, "g")
+        tol = point_tolerance(g.dtype, 4)
+        off = jnp.max(jnp.abs(g.T @ g - jnp.eye(2, dtype=g.dtype)))
+        det = g[0, 0] * g[1, 1] - g[0, 1] * g[1, 0]
+        bad = off > tol
+        if not self.flips:
+            bad = bad | (det < 0)
+        if any(f[0] == "regular" for f in self.fields):
+            theta = jnp.arctan2(g[1, 0], g[0, 0]) - jnp.where(det < 0, self.beta, 0.0)
+            steps = theta * self.n / (2 * math.pi)
+            bad = bad | (jnp.abs(steps - jnp.round(steps)) * (2 * math.pi / self.n) > 10 * tol)
+        group = f"{self.group.name}" + ("" if self.flips else " (no reflections)")
+        return guard(g, bad, f"`{call}` needs `g` to be an element of {group} (within {tol:.0e}).")
+
+    def representation(
+        self, g: Float[Array, "2 2"], *, checks: bool = True
+    ) -> Float[Array, "size size"]:
+        """$\\rho(g)$, block-diagonal over the fields. `g` must be an element of the group
+        (orthogonal, a rotation for $SO(2)$/$C_N$, and for regular fields one of the $|G|$
+        elements): otherwise a `ValueError` (eagerly) or a runtime error (under `jit`);
+        `checks=False` skips the test (regular fields then use the nearest element)."""
+        if checks:
+            g = self._check_element(g, "FieldType.representation(g)")
         theta = jnp.arctan2(g[1, 0], g[0, 0])
         s = (g[0, 0] * g[1, 1] - g[0, 1] * g[1, 0] < 0).astype(g.dtype)
         blocks = []
@@ -206,19 +232,29 @@ class FieldType(eqx.Module):
             blocks.append(jax.nn.one_hot(perm, n * m, dtype=g.dtype))
         return jax.scipy.linalg.block_diag(*blocks)
 
-    def act(self, g: Float[Array, "2 2"], x: Float[Array, "c h w"]) -> Float[Array, "c h w"]:
+    def act(
+        self, g: Float[Array, "2 2"], x: Float[Array, "c h w"], *, checks: bool = True
+    ) -> Float[Array, "c h w"]:
         """$(g \\cdot x)(p) = \\rho(g)\\, x(g^{-1} p)$ about the centre of a square map. For
         $g$ in $D_4$ (entries within $10^3\\epsilon$ of $0, \\pm 1$) the pixels are permuted
         exactly (as `jnp.rot90` / `jnp.flip`); otherwise they are resampled bilinearly
         (`jax.scipy.ndimage.map_coordinates`, zero outside), an approximation that is good for
-        smooth maps vanishing near the border (see `SteerableConv` for a measured bound)."""
+        smooth maps vanishing near the border (see `SteerableConv` for a measured bound).
+
+        `g` must be an element of the group, as in `representation` (`checks=False` skips
+        the test); `x` real floating point (`TypeError` otherwise)."""
         if x.ndim != 3 or x.shape[0] != self.size or x.shape[1] != x.shape[2]:
             raise ValueError(
                 f"`FieldType.act(g, x)` takes one square field of shape ({self.size}, n, n), "
                 f"got {x.shape}."
             )
+        check_real_floating(x, "FieldType.act(g, x)", "x")
+        check_real_floating(g, "FieldType.act(g, x)", "g")
         g = jnp.asarray(g, x.dtype)
-        return _transform_plane(g, jnp.einsum("ij,jhw->ihw", self.representation(g), x))
+        if checks:
+            g = self._check_element(g, "FieldType.act(g, x)")
+        rho = self.representation(g, checks=False)
+        return _transform_plane(g, jnp.einsum("ij,jhw->ihw", rho, x))
 
 
 def _spec(field):

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from .._guards import check_real_floating, guard, is_traced
+from ._checks import check_param_dtype, static_int
 from ._groups import C, D, Group
 
 # R^k S^m at index k + 4m: the group axis order of every feature map.
@@ -87,7 +89,15 @@ def group_elements(group: Group | str) -> Int[Array, "order 2 2"]:
     return jnp.asarray(_ELEMENTS[: _order_of(group, "group_elements")])
 
 
-def _decode(g: Array, order: int, x: Array) -> tuple[Array, Array]:
+def _membership_message(call: str, order: int) -> str:
+    name = "C4 (a rotation by a multiple of 90°)" if order == 4 else "D4"
+    return (
+        f"`{call}` needs `g` to be an element of {name}: one of the {order} matrices of "
+        f"`group_elements`, within 1e-3."
+    )
+
+
+def _decode(g: Array, order: int, x: Array, call: str, checks: bool) -> tuple[Array, Array]:
     """The index $e$ of the element $g$ (traced) in `_ELEMENTS`, and `x` guarded by a runtime
     check that $g$ is an element of the group of that order."""
     gi = jnp.round(g)
@@ -97,8 +107,7 @@ def _decode(g: Array, order: int, x: Array) -> tuple[Array, Array]:
     k = jnp.where(cos > 0.5, 0, jnp.where(sin > 0.5, 1, jnp.where(cos < -0.5, 2, 3)))
     e = k.astype(jnp.int32) + 4 * m
     off = jnp.max(jnp.abs(g - jnp.asarray(_ELEMENTS, g.dtype)[e])) > 1e-3
-    name = "C4 (a rotation by a multiple of 90°)" if order == 4 else "D4"
-    x = eqx.error_if(x, off | (e >= order), f"`g` is not an element of {name}.")
+    x = guard(x, off | (e >= order), _membership_message(call, order), checks=checks)
     return e, x
 
 
@@ -115,12 +124,25 @@ _IMAGE_BRANCHES = tuple(functools.partial(_image_static, e) for e in range(8))
 _FEATURE_BRANCHES = tuple(functools.partial(_features_static, e) for e in range(8))
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _rotate(g, x, order: int, branches):
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _rotate(g, x, order: int, branches, call: str, checks: bool):
     # Jitted, so that eager calls compile once per shape (an eager `lax.switch` would retrace
     # its branches on every call); inside a user's jit/vmap it is inlined.
-    e, x = _decode(g, order, x)
+    e, x = _decode(g, order, x, call, checks)
     return jax.lax.switch(e, branches, x)
+
+
+def _check_element(g, order: int, call: str, checks: bool):
+    """Trace time: `g` is a real 2 x 2 matrix. Eagerly (a concrete `g`): it is an element of
+    the group, else a `ValueError` now (under `jit` the same check runs in `_decode`)."""
+    if jnp.shape(g) != (2, 2):
+        raise ValueError(f"`{call}` needs `g` of shape (2, 2), got shape {jnp.shape(g)}.")
+    if jnp.issubdtype(jnp.result_type(g), jnp.complexfloating):
+        check_real_floating(g, call, "g")
+    if checks and not is_traced(g):
+        a = np.asarray(g, np.float64)
+        off = np.abs(a[None] - _ELEMENTS[:order]).max(axis=(1, 2)).min()
+        guard(None, off > 1e-3, _membership_message(call, order), found=a.tolist())
 
 
 def _check_square(x: Array, name: str, min_ndim: int):
@@ -132,23 +154,29 @@ def _check_square(x: Array, name: str, min_ndim: int):
 
 
 def rotate_image(
-    g: Float[Array, "2 2"], x: Float[Array, "*batch h w"]
+    g: Float[Array, "2 2"], x: Float[Array, "*batch h w"], *, checks: bool = True
 ) -> Float[Array, "*batch h w"]:
     """$(g \\cdot x)(p) = x(g^{-1} p)$: an element $g$ of $D_4$ (a $2 \\times 2$ matrix,
     possibly traced) acting on square images about their centre, exactly, by `jnp.rot90` and
     `jnp.flip`. $R$ (rotation by $+90°$) is `jnp.rot90(x)`, $\\mathrm{diag}(-1, 1)$ is
-    `jnp.flip(x, -1)`. A $g$ outside $D_4$ is a runtime error (`eqx.error_if`).
+    `jnp.flip(x, -1)`.
 
-    **Arguments:** `g`: `(2, 2)`; `x`: `(..., n, n)`.
+    **Arguments:** `g`: `(2, 2)`; `x`: `(..., n, n)`; `checks`: refuse a `g` outside $D_4$
+    (default; `False` skips the test and uses the nearest element's index).
 
     **Returns:** the transformed images, shape of `x`.
+
+    **Raises:** `ValueError` for a `g` outside $D_4$ (eagerly; under `jit` a runtime error
+    with the same message), a `g` not `(2, 2)` or a non-square `x`.
     """
+    x = jnp.asarray(x)
     _check_square(x, "rotate_image", 2)
-    return _rotate(g, x, 8, _IMAGE_BRANCHES)
+    _check_element(g, 8, "rotate_image(g, x)", checks)
+    return _rotate(g, x, 8, _IMAGE_BRANCHES, "rotate_image(g, x)", checks)
 
 
 def rotate_group_features(
-    g: Float[Array, "2 2"], x: Float[Array, "*batch order h w"]
+    g: Float[Array, "2 2"], x: Float[Array, "*batch order h w"], *, checks: bool = True
 ) -> Float[Array, "*batch order h w"]:
     """$(g \\cdot F)(s, p) = F(g^{-1} s, g^{-1} p)$: the action of $g \\in G$ on feature maps
     on $p4$ ($G = C_4$, `|G| = 4`) or $p4m$ ($D_4$, 8), what `LiftingConv` and `GroupConv`
@@ -156,10 +184,15 @@ def rotate_group_features(
     (a permutation) on the group axis, `(g . F)[e] = rotate_image(g, F[index of g^{-1} g_e])`
     with $g_e$ = `group_elements(group)[e]`.
 
-    **Arguments:** `g`: `(2, 2)`, in $C_4$ when `|G| = 4`; `x`: `(..., |G|, n, n)`.
+    **Arguments:** `g`: `(2, 2)`, in $C_4$ when `|G| = 4`; `x`: `(..., |G|, n, n)`;
+    `checks` as in `rotate_image`.
 
     **Returns:** the transformed feature maps, shape of `x`.
+
+    **Raises:** as `rotate_image`, for $G$ = $C_4$ or $D_4$; and `ValueError` for a group
+    axis of another size.
     """
+    x = jnp.asarray(x)
     _check_square(x, "rotate_group_features", 3)
     order = x.shape[-3]
     if order not in (4, 8):
@@ -167,7 +200,9 @@ def rotate_group_features(
             f"`rotate_group_features(g, x)` needs a group axis of size 4 (C4) or 8 (D4) third "
             f"from last in `x`, got shape {x.shape}."
         )
-    return _rotate(g, x, order, _FEATURE_BRANCHES[:order])
+    call = "rotate_group_features(g, x)"
+    _check_element(g, order, call, checks)
+    return _rotate(g, x, order, _FEATURE_BRANCHES[:order], call, checks)
 
 
 def _init(key, shape, fan_in: int, use_bias: bool, out_channels: int, dtype):
@@ -181,14 +216,20 @@ def _init(key, shape, fan_in: int, use_bias: bool, out_channels: int, dtype):
     return weight, bias
 
 
-def _check_sizes(caller: str, in_channels: int, out_channels: int, kernel_size: int):
-    if in_channels < 1 or out_channels < 1:
-        raise ValueError(f"`{caller}({in_channels}, {out_channels}, ...)` needs positive channels.")
+def _check_sizes(caller: str, in_channels, out_channels, kernel_size, dtype=None):
+    call = f"{caller}({in_channels!r}, {out_channels!r}, {kernel_size!r})"
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if static_int(v, call, name, minimum=0) < 1:
+            raise ValueError(f"`{caller}({in_channels}, {out_channels}, ...)` needs positive "
+                             "channels.")  # fmt: skip
+    kernel_size = static_int(kernel_size, call, "kernel_size", minimum=0)
+    check_param_dtype(dtype, call)
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(
             f"`{caller}(kernel_size={kernel_size})` needs an odd kernel_size >= 1: an even kernel "
             "has no centre pixel to rotate about, and its 'SAME' padding is lopsided."
         )
+    return int(in_channels), int(out_channels), kernel_size
 
 
 def _conv(x, kernels, bias, out_channels: int, order: int):
@@ -241,7 +282,12 @@ class LiftingConv(eqx.Module):
         key: PRNGKeyArray,
     ):
         self.order = _order_of(group, "LiftingConv")
-        _check_sizes("LiftingConv", in_channels, out_channels, kernel_size)
+        _check_sizes("LiftingConv", in_channels, out_channels, kernel_size, dtype)
+        in_channels, out_channels, kernel_size = (
+            int(in_channels),
+            int(out_channels),
+            int(kernel_size),
+        )
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         fan_in = in_channels * kernel_size**2
         self.weight, self.bias = _init(key, shape, fan_in, use_bias, out_channels, dtype)
@@ -261,6 +307,7 @@ class LiftingConv(eqx.Module):
                 f"`LiftingConv(in_channels={self.in_channels}, ...)` takes one image of shape "
                 f"({self.in_channels}, H, W), got {x.shape} (batch with `jax.vmap`)."
             )
+        check_real_floating(x, "LiftingConv(...)(x)", "x")
         kernels = jnp.stack([_image_static(e, self.weight) for e in range(self.order)], axis=1)
         return _conv(x, kernels, self.bias, self.out_channels, self.order)
 
@@ -298,7 +345,12 @@ class GroupConv(eqx.Module):
         key: PRNGKeyArray,
     ):
         self.order = _order_of(group, "GroupConv")
-        _check_sizes("GroupConv", in_channels, out_channels, kernel_size)
+        _check_sizes("GroupConv", in_channels, out_channels, kernel_size, dtype)
+        in_channels, out_channels, kernel_size = (
+            int(in_channels),
+            int(out_channels),
+            int(kernel_size),
+        )
         shape = (out_channels, in_channels, self.order, kernel_size, kernel_size)
         fan_in = in_channels * self.order * kernel_size**2
         self.weight, self.bias = _init(key, shape, fan_in, use_bias, out_channels, dtype)
@@ -319,6 +371,7 @@ class GroupConv(eqx.Module):
                 f"{self.order} takes one feature map of shape ({self.in_channels}, {self.order}, "
                 f"H, W), got {x.shape} (batch with `jax.vmap`)."
             )
+        check_real_floating(x, "GroupConv(...)(x)", "x")
         kernels = jnp.stack([_features_static(e, self.weight) for e in range(self.order)], axis=1)
         x = x.reshape(-1, *x.shape[-2:])
         return _conv(x, kernels, self.bias, self.out_channels, self.order)

@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._guards import check_real_floating, compute_dtype, is_traced
 from ..manifolds._orthogonal import _expm
+from ._checks import static_int
 
 
 def _rotation(theta: float) -> np.ndarray:
@@ -40,12 +42,25 @@ def _reflection(n: int) -> np.ndarray:
 
 class Frozen:
     """A numpy array as hashable static data (hashed by shape and bytes): the generators of a
-    group are part of its identity, so a representation pair is a cache key."""
+    group are part of its identity, so a representation pair is a cache key. It holds its own
+    read-only float64 copy: the caller's array is never aliased nor made read-only."""
 
     __slots__ = ("array", "_hash")
 
-    def __init__(self, array):
-        self.array = np.asarray(array, dtype=np.float64)
+    def __init__(self, array, call: str = "Frozen", name: str = "array"):
+        if is_traced(array):
+            raise TypeError(
+                f"`{call}` needs concrete `{name}` (static data: NumPy arrays or nested "
+                "lists), got a traced array; build groups outside `jax.jit`."
+            )
+        if np.iscomplexobj(array):
+            raise TypeError(
+                f"`{call}` needs real `{name}` (matrices of a real representation), got a "
+                f"complex array."
+            )
+        self.array = np.array(array, dtype=np.float64, copy=True)
+        if not np.all(np.isfinite(self.array)):
+            raise ValueError(f"`{call}` needs finite `{name}`, got NaN or infinite entries.")
         self.array.setflags(write=False)
         self._hash = hash((self.array.shape, self.array.tobytes()))
 
@@ -71,8 +86,15 @@ class Group(eqx.Module):
       the group (empty for a connected group);
     - `name`: for messages.
 
+    - `order`: for a finite group, its order $|G|$ (an int >= 1), else None.
+
     Use the constructors `C`, `D`, `S`, `SO`, `O`, `Lorentz`, `Sp`, `E`, or build your own
-    group from its generators: anything `equivariant_basis` needs is here.
+    group from its generators: anything `equivariant_basis` needs is here. The generators are
+    copied (the caller's arrays are left as they were).
+
+    **Raises:** `ValueError` for generators that are not `(k, d, d)`, act on different spaces,
+    are all absent or are not finite, and for an `order` below 1; `TypeError` for traced or
+    complex generators, or a non-integer `order`.
     """
 
     _lie_algebra: Frozen = eqx.field(static=True)
@@ -81,8 +103,12 @@ class Group(eqx.Module):
     order: int | None = eqx.field(static=True)  # finite groups: |G|
 
     def __init__(self, lie_algebra, discrete_generators, name: str = "G", order=None):
-        self._lie_algebra, self._discrete = Frozen(lie_algebra), Frozen(discrete_generators)
-        self.name, self.order = name, order
+        call = f"Group(name={name!r})"
+        self._lie_algebra = Frozen(lie_algebra, call, "lie_algebra")
+        self._discrete = Frozen(discrete_generators, call, "discrete_generators")
+        if order is not None:
+            order = static_int(order, f"Group(name={name!r}, order={order!r})", "order")
+        self.name, self.order = str(name), order
 
     @property
     def lie_algebra(self) -> np.ndarray:
@@ -132,7 +158,9 @@ class Group(eqx.Module):
         """A random element: $\\exp(\\sum_k c_k A_k)\\,h$ with $c \\sim N(0, 1)$ and $h$ a
         random word of length up to 8 in the discrete generators (for a finite group, a word of
         length up to twice its order, which reaches every element)."""
-        dtype = dtype or jnp.result_type(float)
+        dtype = jnp.dtype(dtype or jnp.result_type(float))
+        check_real_floating(jnp.zeros((), dtype), f"{self.name}.sample(key, dtype)", "dtype")
+        out_dtype, dtype = dtype, compute_dtype(dtype)  # 16-bit: drawn in float32, rounded
         k_alg, k_len, k_word = jax.random.split(key, 3)
         g = jnp.eye(self.d, dtype=dtype)
         if self.lie_algebra.shape[0]:
@@ -149,20 +177,18 @@ class Group(eqx.Module):
                 return jnp.where(i < length, h @ gens[picks[i]], h)
 
             g = g @ jax.lax.fori_loop(0, max_len, step, jnp.eye(self.d, dtype=dtype))
-        return g
+        return g.astype(out_dtype)
 
 
 def C(n: int) -> Group:
     """The cyclic group $C_n$: rotations of the plane by multiples of $2\\pi/n$."""
-    if n < 1:
-        raise ValueError(f"`C({n})` needs n >= 1.")
+    n = static_int(n, f"C({n!r})", "n", minimum=1)
     return Group(np.zeros((0, 2, 2)), _rotation(2 * math.pi / n)[None], f"C({n})", n)
 
 
 def D(n: int) -> Group:
     """The dihedral group $D_n$ (order $2n$): the rotations of $C_n$ and a reflection."""
-    if n < 1:
-        raise ValueError(f"`D({n})` needs n >= 1.")
+    n = static_int(n, f"D({n!r})", "n", minimum=1)
     gens = np.stack([_rotation(2 * math.pi / n), _reflection(2)])
     return Group(np.zeros((0, 2, 2)), gens, f"D({n})", 2 * n)
 
@@ -170,8 +196,7 @@ def D(n: int) -> Group:
 def S(n: int) -> Group:
     """The symmetric group $S_n$ as permutation matrices, generated by the transposition
     $(1\\,2)$ and the cycle $(1\\,2 \\dots n)$."""
-    if n < 2:
-        raise ValueError(f"`S({n})` needs n >= 2.")
+    n = static_int(n, f"S({n!r})", "n", minimum=2)
     swap = np.eye(n)[[1, 0] + list(range(2, n))]
     cycle = np.roll(np.eye(n), 1, axis=0)
     return Group(np.zeros((0, n, n)), np.stack([swap, cycle]), f"S({n})", math.factorial(n))
@@ -179,15 +204,13 @@ def S(n: int) -> Group:
 
 def SO(n: int) -> Group:
     """The rotations of $\\mathbb R^n$."""
-    if n < 2:
-        raise ValueError(f"`SO({n})` needs n >= 2.")
+    n = static_int(n, f"SO({n!r})", "n", minimum=2)
     return Group(_so_generators(n), np.zeros((0, n, n)), f"SO({n})")
 
 
 def O(n: int) -> Group:  # noqa: E743
     """The orthogonal group of $\\mathbb R^n$: $SO(n)$ and a reflection."""
-    if n < 1:
-        raise ValueError(f"`O({n})` needs n >= 1.")
+    n = static_int(n, f"O({n!r})", "n", minimum=1)
     return Group(_so_generators(n), _reflection(n)[None], f"O({n})")
 
 
@@ -214,8 +237,7 @@ def Sp(n: int) -> Group:
     """The symplectic group $Sp(2n)$ of $\\mathbb R^{2n}$, preserving
     $J = \\begin{pmatrix} 0 & I \\\\ -I & 0 \\end{pmatrix}$: its Lie algebra is $\\{JS : S =
     S^\\top\\}$ (Hall, *Lie groups*, Sec. 1.2)."""
-    if n < 1:
-        raise ValueError(f"`Sp({n})` needs n >= 1.")
+    n = static_int(n, f"Sp({n!r})", "n", minimum=1)
     d = 2 * n
     j = np.block([[np.zeros((n, n)), np.eye(n)], [-np.eye(n), np.zeros((n, n))]])
     gens = []
@@ -230,7 +252,8 @@ def Sp(n: int) -> Group:
 def E(n: int) -> Group:
     """The Euclidean group $E(n)$ as $(n+1) \\times (n+1)$ homogeneous matrices
     $\\begin{pmatrix} R & t \\\\ 0 & 1 \\end{pmatrix}$, $R \\in O(n)$: what `EGNNLayer` is
-    equivariant to."""
+    equivariant to. `n` is an int >= 1."""
+    n = static_int(n, f"E({n!r})", "n", minimum=1)
     so = _so_generators(n)
     gens = [np.pad(a, ((0, 1), (0, 1))) for a in so]
     for i in range(n):

@@ -12,6 +12,8 @@ import numpy as np
 import scipy.linalg
 from jaxtyping import Array, Float
 
+from .._guards import check_real_floating
+from ._checks import static_int
 from ._groups import Group
 
 
@@ -42,8 +44,12 @@ class AbstractRep(eqx.Module):
         raise NotImplementedError
 
     def act(self, g: Float[Array, "d d"], x: Float[Array, " size"]) -> Float[Array, " size"]:
-        """$\\rho(g) x$, applied component by component."""
-        check_rep_input(self, x)
+        """$\\rho(g) x$, applied component by component. `x` must be one real floating-point
+        vector of `size` entries (`ValueError`/`TypeError` at trace time). `g` is used as
+        given: a general `Group` has no cheap membership test, so a matrix outside the group
+        gives $\\rho$ of that matrix (the planar actions `rotate_image`, `FieldType.act` and
+        `euclidean_action` do test membership)."""
+        check_rep_input(self, x, "rep.act(g, x)")
         out, start = [], 0
         for rep, mult in components(self):
             block = x[start : start + mult * rep.size].reshape(mult, rep.size)
@@ -69,8 +75,9 @@ class AbstractRep(eqx.Module):
         return TensorProduct(_factors(self) + _factors(other))
 
     def __rmul__(self, k: int) -> "AbstractRep":
-        if not isinstance(k, int) or k < 0:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
             return NotImplemented
+        k = static_int(k, f"{k!r} * rep", "the multiplicity", minimum=0)
         return DirectSum(tuple((rep, k * m) for rep, m in components(self)))
 
 
@@ -230,16 +237,18 @@ def V(group: Group) -> Vector:
 def T(p: int, q: int, group: Group) -> AbstractRep:
     """Tensors of type $(p, q)$: $V^{\\otimes p} \\otimes (V^*)^{\\otimes q}$ (a `Scalar` for
     $p = q = 0$)."""
-    if p < 0 or q < 0:
-        raise ValueError(f"`T({p}, {q})` needs p, q >= 0.")
+    p = static_int(p, f"T({p!r}, {q!r})", "p", minimum=0)
+    q = static_int(q, f"T({p!r}, {q!r})", "q", minimum=0)
     factors = (V(group),) * p + (V(group).dual,) * q
     return TensorProduct(factors) if len(factors) > 1 else (factors[0] if factors else
                                                              Scalar(group))  # fmt: skip
 
 
 def check_rep_input(rep: AbstractRep, x, name: str = "x"):
+    """Trace-time: `x` is one real floating-point vector of `rep.size` entries."""
     if jnp.ndim(x) != 1 or jnp.shape(x)[0] != rep.size:
         raise ValueError(
-            f"`{name}` must be one vector of the representation's size ({rep.size},), got shape "
+            f"`{name}` takes one vector `x` of the representation's size ({rep.size},), got shape "
             f"{jnp.shape(x)}; batch with `jax.vmap`."
         )
+    check_real_floating(x, name, "x")

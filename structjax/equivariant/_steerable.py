@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._guards import check_real_floating
+from ._checks import check_param_dtype
 from ._fields import FieldType, _describe, _spec
 from ._steerable_basis import (
     _basis_params,
@@ -172,6 +174,7 @@ class SteerableConv(eqx.Module):
             kernel_size, rings, sigma, max_frequencies, call
         )
         self.in_type, self.out_type, self.kernel_size = in_type, out_type, kernel_size
+        check_param_dtype(dtype, call)
         dtype = dtype or jnp.result_type(float)
         std = _plan(in_type, out_type, self._params)[1]
         self.weights = jnp.asarray(std, dtype) * jax.random.normal(key, std.shape, dtype)
@@ -219,6 +222,7 @@ class SteerableConv(eqx.Module):
                 f"`SteerableConv` with in_type of size {self.in_type.size} takes one field of "
                 f"shape ({self.in_type.size}, H, W), got {x.shape} (batch with `jax.vmap`)."
             )
+        check_real_floating(x, "SteerableConv(...)(x)", "x")
         y = jax.lax.conv_general_dilated(
             x[None],
             self.kernel,
@@ -241,6 +245,7 @@ def _check_field(ftype: FieldType, x, name: str):
             f"`{name}` takes one field of shape ({ftype.size}, H, W), got {x.shape} "
             "(batch with `jax.vmap`)."
         )
+    check_real_floating(x, f"{name}(...)(x)", "x")
 
 
 def _safe_norm(v, axis=0):
@@ -268,6 +273,7 @@ class NormNonlinearity(eqx.Module):
 
     def __init__(self, field_type: FieldType, dtype=None, *, key: PRNGKeyArray):
         _need_field_type(field_type, "NormNonlinearity")
+        check_param_dtype(dtype, "NormNonlinearity(field_type, dtype=...)")
         dtype = dtype or jnp.result_type(float)
         self.field_type = field_type
         self.bias = -0.5 * jax.random.uniform(key, (len(field_type.fields),), dtype)

@@ -2,6 +2,7 @@
 solving the kernel constraint analytically per pair of irreps."""
 
 import functools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -161,7 +162,12 @@ def steerable_kernel_basis(
 
 
 def _basis_params(kernel_size, rings, sigma, max_frequencies, call):
-    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+    if (
+        isinstance(kernel_size, bool)
+        or not isinstance(kernel_size, int)
+        or kernel_size < 1
+        or kernel_size % 2 == 0
+    ):
         raise ValueError(
             f"`{call}` needs an odd kernel_size >= 1, got {kernel_size!r}: an even kernel has no "
             "centre pixel to rotate about."
@@ -174,9 +180,16 @@ def _basis_params(kernel_size, rings, sigma, max_frequencies, call):
     if max_frequencies is None:  # custom rings: F(r) = floor(2r)
         max_frequencies = d_freq if rings == d_rings else tuple(int(2 * r) for r in rings)
     max_frequencies = tuple(int(f) for f in max_frequencies)
-    if not len(rings) == len(sigma) == len(max_frequencies) or min(sigma) <= 0 or min(rings) < 0:
+    if (
+        not len(rings) == len(sigma) == len(max_frequencies) >= 1
+        or not all(math.isfinite(v) for v in rings + sigma)
+        or not min(sigma) > 0
+        or not min(rings) >= 0
+        or min(max_frequencies) < 0
+    ):
         raise ValueError(
             f"`{call}`: rings {rings}, sigma {sigma} and max_frequencies {max_frequencies} need "
-            "equal lengths, radii >= 0 and widths > 0."
+            "equal lengths (at least one ring), finite radii >= 0, finite widths > 0 and "
+            "frequencies >= 0."
         )
     return rings, sigma, max_frequencies

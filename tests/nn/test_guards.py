@@ -120,6 +120,16 @@ REFUSALS = [
      "sorts real numbers"),
     ("ode int y", lambda y: snn.ODEBlock(lambda t, y, a: -y, diffrax.Euler(), 2, 0.1)(y),
      (jnp.ones(3, jnp.int32),), "ODEBlock.*`y`"),
+    # certificates: their configuration and what they compare
+    ("inversion_error sizes", lambda x: check.inversion_error(lambda x: x, lambda y: y[:2], x),
+     (V4,), "has 2 entries"),
+    ("log_det_error not square", lambda x: check.log_det_error(lambda x: x[:2], jnp.sum, x),
+     (V4,), "to as many"),
+    ("lipschitz num_starts 0", lambda x: check.lipschitz_lower_bound(jnp.sin, x, K,
+                                                                     num_starts=0),
+     (V4,), "num_starts an int >= 1"),
+    ("lipschitz learning_rate nan", lambda x: check.lipschitz_lower_bound(
+        jnp.sin, x, K, learning_rate=float("nan")), (V4,), "learning_rate a finite"),
     # values checked when the layer runs (a runtime error under jit)
     ("iresnet inverse of non-finite y", _iresnet_inverse, (jnp.array([1.0, jnp.nan, 0, 0]),),
      "fixed-point solve .* did not converge"),
