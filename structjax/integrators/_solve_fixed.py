@@ -313,8 +313,13 @@ def solve_fixed(
         backwards by inverting each step exactly, so memory is constant in `num_steps`.
     - `checks`: `False` drops the checks that run inside the compiled program (a traced
         `t0` or `dt` out of range, a failed step); the refusals of types, shapes and
-        configuration, and of concrete `t0` and `dt`, stay. Measured cost of the checks:
-        under 1% of a step (see the integrator tests).
+        configuration, and of concrete `t0` and `dt`, stay. The failed-step check reduces
+        one success flag over the loop and tests it once. Measured against `checks=False`
+        (2 CPU cores, best of 60 interleaved runs): a splitting has no per-step check
+        (ratio 1.00 for `VelocityVerlet` on 64 dof); `GaussLegendre(2)` on 2 dof, 0.99-1.00;
+        `RKMK(4)` on the rigid body, 0.97-1.00; the cheapest implicit steps pay 2-5%
+        (`ImplicitMidpoint` on 2 dof, 0.4 us a step; `Rattle` on the spherical pendulum,
+        0.9 us a step).
 
     **Returns:** a `FixedSolution`.
 
