@@ -97,9 +97,10 @@ def _membership_message(call: str, order: int) -> str:
     )
 
 
-def _decode(g: Array, order: int, x: Array, call: str, checks: bool) -> tuple[Array, Array]:
-    """The index $e$ of the element $g$ (traced) in `_ELEMENTS`, and `x` guarded by a runtime
-    check that $g$ is an element of the group of that order."""
+def _decode(g: Array, order: int, call: str, checks: bool) -> Array:
+    """The index $e$ of the element $g$ (traced) in `_ELEMENTS`, guarded by a runtime check
+    that $g$ is an element of the group of that order (on the index, a scalar that selects
+    the branch: the check stays live and costs no copy of the images)."""
     gi = jnp.round(g)
     det = gi[0, 0] * gi[1, 1] - gi[0, 1] * gi[1, 0]
     m = (det < 0).astype(jnp.int32)  # R^k S^m has det (-1)^m and second row (+-sin, cos)
@@ -107,8 +108,7 @@ def _decode(g: Array, order: int, x: Array, call: str, checks: bool) -> tuple[Ar
     k = jnp.where(cos > 0.5, 0, jnp.where(sin > 0.5, 1, jnp.where(cos < -0.5, 2, 3)))
     e = k.astype(jnp.int32) + 4 * m
     off = jnp.max(jnp.abs(g - jnp.asarray(_ELEMENTS, g.dtype)[e])) > 1e-3
-    x = guard(x, off | (e >= order), _membership_message(call, order), checks=checks)
-    return e, x
+    return guard(e, off | (e >= order), _membership_message(call, order), checks=checks)
 
 
 def _image_static(e: int, x: Array) -> Array:
@@ -128,8 +128,7 @@ _FEATURE_BRANCHES = tuple(functools.partial(_features_static, e) for e in range(
 def _rotate(g, x, order: int, branches, call: str, checks: bool):
     # Jitted, so that eager calls compile once per shape (an eager `lax.switch` would retrace
     # its branches on every call); inside a user's jit/vmap it is inlined.
-    e, x = _decode(g, order, x, call, checks)
-    return jax.lax.switch(e, branches, x)
+    return jax.lax.switch(_decode(g, order, call, checks), branches, x)
 
 
 def _check_element(g, order: int, call: str, checks: bool):
