@@ -29,3 +29,4 @@ from ._riemannian import (
     scale_by_riemannian_adam as scale_by_riemannian_adam,
     scale_by_riemannian_momentum as scale_by_riemannian_momentum,
 )
+from ._step import RiemannianStepState as RiemannianStepState

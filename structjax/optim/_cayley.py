@@ -7,16 +7,12 @@ import jax.tree_util as jtu
 import optax
 from jax.typing import ArrayLike
 
-from ..manifolds import Orthogonal, SpecialOrthogonal, Stiefel
+from .._guards import hyperparameter
+from ..manifolds import Orthogonal, Product, SpecialOrthogonal, Stiefel
 from ..manifolds._base import mm
-from ._riemannian import (
-    _is_manifold_leaf,
-    _map,
-    retract,
-    riemannian_gradient,
-    scale_by_riemannian_adam,
-    scale_by_riemannian_momentum,
-)
+from ._riemannian import _LR, _describe
+from ._step import riemannian_step
+from ._tree import as_dtype, cast_like, finite_nonnegative, is_manifold_leaf, tree_map
 
 _CAYLEY_MANIFOLDS = (Stiefel, Orthogonal, SpecialOrthogonal)
 
@@ -24,9 +20,16 @@ _CAYLEY_MANIFOLDS = (Stiefel, Orthogonal, SpecialOrthogonal)
 def _with_cayley(manifolds, iterations: int):
     """The same manifolds, with the iterative Cayley retraction on every Stiefel-type leaf."""
 
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(
+            f"The Cayley optimisers need `iterations` a positive integer, got {iterations!r}."
+        )
+
     def swap(m):
         if m is None:
             return None
+        if isinstance(m, Product):
+            return Product(tuple(swap(f) for f in m.manifolds))
         if not isinstance(m, _CAYLEY_MANIFOLDS):
             raise ValueError(
                 "The Cayley optimisers work on Stiefel, Orthogonal and SpecialOrthogonal "
@@ -35,8 +38,8 @@ def _with_cayley(manifolds, iterations: int):
             )
         return dataclasses.replace(m, retraction="cayley_iterative", cayley_iterations=iterations)
 
-    if manifolds is None or not _is_manifold_leaf(manifolds):
-        return jtu.tree_map(swap, manifolds, is_leaf=_is_manifold_leaf)
+    if manifolds is None or not is_manifold_leaf(manifolds):
+        return jtu.tree_map(swap, manifolds, is_leaf=is_manifold_leaf)
     return swap(manifolds)
 
 
@@ -51,10 +54,37 @@ def _cayley_generator_norm(x, u):
     return jnp.sqrt(jnp.maximum(sq, 0.0))
 
 
-def scale_by_cayley_bound(q: ArrayLike = 0.5, eps: ArrayLike = 1e-8, manifolds=None):
+def _q_range(v):
+    return (v > 0) & (v < 1)
+
+
+def _bound(q, eps, call, checks):
+    """`bound(m, x, u)`: Li et al.'s step bound, with `q` and `eps` checked."""
+    q = hyperparameter(q, call, "q", _q_range, "in (0, 1)", checks=checks)
+    eps = hyperparameter(eps, call, "eps", finite_nonnegative, "finite and >= 0", checks=checks)
+
+    def bound(m, x, u):
+        if m is None:
+            return u
+        norm = _cayley_generator_norm(x, u)
+        factor = jnp.minimum(1.0, 2 * as_dtype(q, norm) / (norm + as_dtype(eps, norm)))
+        return u * factor.astype(u.dtype)[..., None, None]
+
+    return bound
+
+
+def scale_by_cayley_bound(
+    q: ArrayLike = 0.5, eps: ArrayLike = 1e-8, manifolds=None, *, checks: bool = True,
+    _call: str = "scale_by_cayley_bound",
+):  # fmt: skip
     """Li et al.'s step bound (2020, Algorithms 1 and 2): shrink a Stiefel step `u` so that
     its Cayley generator has $\\|W\\|_F \\le 2q$, which keeps the fixed-point iteration of the
-    iterative Cayley retraction contracting. Euclidean leaves pass through."""
+    iterative Cayley retraction contracting (factor $\\le q$). Euclidean leaves pass through.
+
+    **Raises:** a `ValueError` (or, traced, a runtime error) unless $0 < q < 1$ and `eps`
+    is finite and >= 0.
+    """
+    bound = _bound(q, eps, _call, checks)
 
     def init_fn(params):
         del params
@@ -62,15 +92,9 @@ def scale_by_cayley_bound(q: ArrayLike = 0.5, eps: ArrayLike = 1e-8, manifolds=N
 
     def update_fn(updates, state, params=None):
         if params is None:
-            raise ValueError("`scale_by_cayley_bound` needs `params` in `update`.")
+            raise ValueError(f"`{_call}.update` needs `params`.")
 
-        def bound(m, x, u):
-            if m is None:
-                return u
-            factor = jnp.minimum(1.0, 2 * q / (_cayley_generator_norm(x, u) + eps))
-            return u * factor.astype(u.dtype)[..., None, None]
-
-        return _map(bound, manifolds, params, updates), state
+        return cast_like(tree_map(bound, manifolds, params, updates), params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -82,23 +106,29 @@ def cayley_sgd(
     q: ArrayLike = 0.5,
     iterations: int = 2,
     manifolds=None,
+    *,
+    checks: bool = True,
 ) -> optax.GradientTransformation:
     """Cayley SGD with momentum (Li, Fuxin & Todorovic, "Efficient Riemannian optimization on
     the Stiefel manifold via the Cayley transform", ICLR 2020, Algorithm 1): momentum kept
     tangent by projection, the step bounded by $\\|W\\| \\le 2q$, and the iterative Cayley
     retraction with `iterations` fixed-point steps.
 
-    **Arguments:** as `riemannian_sgd`, plus `q` (the step bound) and `iterations`;
-    `manifolds` must be Stiefel, Orthogonal or SpecialOrthogonal (None for Euclidean).
+    **Arguments:** as `riemannian_sgd`, plus `q` in (0, 1) (the step bound) and
+    `iterations` >= 1; `manifolds` must be Stiefel, Orthogonal or SpecialOrthogonal (or
+    Products of them; None for Euclidean).
+
+    **Raises:** as `riemannian_sgd`, and a `ValueError` (or, traced, a runtime error) for
+    `q` outside (0, 1), a `ValueError` for `iterations` < 1 or another manifold.
+    Dtypes and `optax.apply_if_finite` as `riemannian_sgd`.
     """
     ms = _with_cayley(manifolds, iterations)
-    return optax.chain(
-        riemannian_gradient(ms),
-        scale_by_riemannian_momentum(momentum, nesterov, ms),
-        optax.scale_by_learning_rate(learning_rate),
-        scale_by_cayley_bound(q, manifolds=ms),
-        retract(ms),
-    )
+    call = _describe("cayley_sgd", manifolds)
+    return riemannian_step(
+        learning_rate, adam=False, momentum=momentum, nesterov=nesterov,
+        bound=_bound(q, 1e-8, call, checks), manifolds=ms, checks=checks, call=call,
+        lr_ok=finite_nonnegative, lr_expected=_LR,
+    )  # fmt: skip
 
 
 def cayley_adam(
@@ -109,16 +139,19 @@ def cayley_adam(
     q: ArrayLike = 0.5,
     iterations: int = 2,
     manifolds=None,
+    *,
+    checks: bool = True,
 ) -> optax.GradientTransformation:
     """Cayley Adam (Li, Fuxin & Todorovic 2020, Algorithm 2): Adam with the second moment
     $\\|G\\|^2$ per Stiefel matrix, the first moment kept tangent by projection, the step
     bounded by $\\|W\\| \\le 2q$, and the iterative Cayley retraction. (As optax, `eps` is
-    added outside the square root.)"""
+    added outside the square root.)
+
+    **Arguments and Raises:** as `cayley_sgd`, with `b1`, `b2`, `eps` as `riemannian_adam`.
+    """
     ms = _with_cayley(manifolds, iterations)
-    return optax.chain(
-        riemannian_gradient(ms),
-        scale_by_riemannian_adam(b1, b2, eps, False, ms),
-        optax.scale_by_learning_rate(learning_rate),
-        scale_by_cayley_bound(q, manifolds=ms),
-        retract(ms),
-    )
+    call = _describe("cayley_adam", manifolds)
+    return riemannian_step(
+        learning_rate, adam=True, b1=b1, b2=b2, eps=eps, bound=_bound(q, 1e-8, call, checks),
+        manifolds=ms, checks=checks, call=call, lr_ok=finite_nonnegative, lr_expected=_LR,
+    )  # fmt: skip

@@ -30,7 +30,20 @@ import optax
 from jax.typing import ArrayLike
 from jaxtyping import Array, PyTree
 
-from ._riemannian import _concrete, _map, _transport, retract, riemannian_gradient
+from .._guards import hyperparameter
+from ._riemannian import _describe, retract, riemannian_gradient, transport
+from ._tree import (
+    cast_like,
+    check_params,
+    concrete,
+    copy_params,
+    finite_nonnegative,
+    finite_positive,
+    first_leaf_dtype,
+    tree_map,
+    upcast,
+    zeros_in_compute_dtype,
+)
 
 Kinetic = Callable[[Array], Array]
 
@@ -38,10 +51,13 @@ Kinetic = Callable[[Array], Array]
 # --- kinetic energies, as functions of the squared norm s = |p|^2 ---------------------------
 
 
-def _positive(name: str, value, allow_inf: bool = False):
-    if _concrete(value) and not (value > 0 and (allow_inf or math.isfinite(float(value)))):
-        finite = "" if allow_inf else " and finite"
-        raise ValueError(f"`{name}` must be positive{finite}, got {value}.")
+def _positive(name: str, value, allow_inf: bool = False, call: str | None = None,
+              checks: bool = True):  # fmt: skip
+    """`value`, refused (eagerly, or at run time when traced) unless > 0 (and finite)."""
+    ok = (lambda v: v > 0) if allow_inf else finite_positive
+    expected = "positive (or inf)" if allow_inf else "positive and finite"
+    return hyperparameter(value, call or f"{name}=...", name, ok, expected,
+                          checks=checks)  # fmt: skip
 
 
 class _Quadratic:
@@ -56,8 +72,7 @@ class _Quadratic:
 
 def quadratic_kinetic(mass: ArrayLike = 1.0) -> Kinetic:
     """$T(p) = \\|p\\|^2 / (2m)$: Newtonian, velocity $p/m$ (heavy ball)."""
-    _positive("mass", mass)
-    return _Quadratic(mass)
+    return _Quadratic(_positive("mass", mass, call="quadratic_kinetic(mass=...)"))
 
 
 def relativistic_kinetic(mass: ArrayLike = 1.0, speed_of_light: ArrayLike = 1.0) -> Kinetic:
@@ -65,22 +80,25 @@ def relativistic_kinetic(mass: ArrayLike = 1.0, speed_of_light: ArrayLike = 1.0)
     (20)): the speed $\\|\\nabla T\\| = \\|p\\| / \\sqrt{m^2 + \\|p\\|^2/c^2}$ stays below $c$
     however large the momentum. $c = \\infty$ is the quadratic energy. With $m = c = 1$ it is
     Maddison et al.'s relativistic energy $\\varphi_2^1$ (see `power_kinetic`)."""
-    _positive("mass", mass)
-    _positive("speed_of_light", speed_of_light, allow_inf=True)
-    if _concrete(speed_of_light) and math.isinf(float(speed_of_light)):
+    call = "relativistic_kinetic(mass=..., speed_of_light=...)"
+    mass = _positive("mass", mass, call=call)
+    speed_of_light = _positive("speed_of_light", speed_of_light, True, call=call)
+    if concrete(speed_of_light) and math.isinf(float(speed_of_light)):
         return quadratic_kinetic(mass)
     c = speed_of_light
     # c sqrt(s + m^2 c^2) - m c^2 = s / (sqrt(s / c^2 + m^2) + m): no cancellation at small s.
     return lambda s: s / (jnp.sqrt(s / c**2 + mass**2) + mass)
 
 
-def power_kinetic(a: float, big_a: float) -> Kinetic:
+def power_kinetic(a: ArrayLike, big_a: ArrayLike) -> Kinetic:
     """$T(p) = \\varphi_a^A(\\|p\\|) = \\tfrac1A\\big((\\|p\\|^a + 1)^{A/a} - 1\\big)$, the
     family of Maddison, Paulin, Teh, O'Donoghue & Doucet 2018 ("Hamiltonian descent methods"): like
     $\\|p\\|^a/a$ near 0 and $\\|p\\|^A/A$ far out; $a = A = 2$ is the quadratic energy, $a = 2$,
     $A = 1$ the relativistic one. Needs $a, A \\ge 1$."""
-    if not (a >= 1 and big_a >= 1):
-        raise ValueError(f"`power_kinetic(a, A)` needs a >= 1 and A >= 1, got {a}, {big_a}.")
+    call = f"power_kinetic(a={a}, A={big_a})" if concrete(a, big_a) else "power_kinetic(a, A)"
+    a = hyperparameter(a, call, "a", lambda v: (v >= 1) & (v < math.inf), "finite and >= 1")
+    big_a = hyperparameter(big_a, call, "A", lambda v: (v >= 1) & (v < math.inf),
+                           "finite and >= 1")  # fmt: skip
     # Written in s = |p|^2, |p|^a = s^(a/2); the gradient in p, 2 T'(s) p, is
     # |p|^(a-2) (|p|^a + 1)^(A/a - 1) p, finite at p = 0 for a >= 2 and bounded for a >= 1.
     return lambda s: ((s ** (a / 2) + 1) ** (big_a / a) - 1) / big_a
@@ -89,32 +107,39 @@ def power_kinetic(a: float, big_a: float) -> Kinetic:
 # --- shared pieces --------------------------------------------------------------------------
 
 
-def _check_damping(damping):
-    if _concrete(damping) and not damping >= 0:
-        raise ValueError(f"`damping` must be >= 0 (a friction), got {damping}.")
+def _check_damping(damping, call, checks):
+    return hyperparameter(damping, call, "damping", finite_nonnegative,
+                          ">= 0 and finite (a friction)", checks=checks)  # fmt: skip
 
 
-def _check_step(learning_rate):
-    if not callable(learning_rate) and _concrete(learning_rate) and not learning_rate > 0:
-        raise ValueError(
-            f"`learning_rate` (the time step h) must be positive, got {learning_rate}."
-        )
+_STEP = "positive and finite (the time step h)"
 
 
-def _step_size(learning_rate, count):
-    return learning_rate(count) if callable(learning_rate) else learning_rate
+def _check_step(learning_rate, call, checks):
+    if callable(learning_rate):
+        return learning_rate
+    return hyperparameter(learning_rate, call, "learning_rate", finite_positive, _STEP,
+                          checks=checks)  # fmt: skip
 
 
-def _sq_norm(manifolds, params, tree) -> Array:
+def _step_size(learning_rate, count, call, checks):
+    """The step h: a constant (checked when built) or the schedule's value, checked here."""
+    if not callable(learning_rate):
+        return learning_rate
+    return hyperparameter(learning_rate(count), call, "learning_rate (the schedule's value)",
+                          finite_positive, _STEP, checks=checks)  # fmt: skip
+
+
+def _sq_norm(manifolds, params, tree, dtype) -> Array:
     """$\\|u\\|^2$ over the whole pytree, in each leaf's metric (Euclidean for None)."""
     if manifolds is None:
         parts = [jnp.sum(u * u) for u in jtu.tree_leaves(tree)]
     else:
-        parts = jtu.tree_leaves(_map(
-            lambda m, x, u: jnp.sum(u * u) if m is None else jnp.sum(m.inner(x, u, u)),
-            manifolds, params, tree,
+        parts = jtu.tree_leaves(tree_map(
+            lambda m, x, u: u * u if m is None else m.inner(x, u, u), manifolds, params, tree,
         ))  # fmt: skip
-    return sum(parts[1:], start=parts[0])
+        parts = [jnp.sum(u) for u in parts]
+    return sum(parts, start=jnp.zeros((), dtype))
 
 
 def _velocity_factor(kinetic: Kinetic, s):
@@ -130,8 +155,8 @@ def _carry(manifolds, params, state_previous, momentum):
     """The stored momentum at the current point: transported on manifolds."""
     if manifolds is None:
         return momentum
-    return _map(lambda m, x, xp, v: _transport(m, xp, x, v), manifolds, params, state_previous,
-                momentum)  # fmt: skip
+    return tree_map(lambda m, x, xp, v: transport(m, xp, x, v), manifolds, params,
+                    state_previous, momentum)  # fmt: skip
 
 
 def _scalar(x, like):
@@ -158,13 +183,24 @@ class RelativisticState(NamedTuple):
     sq_norm: Array
 
 
-def _init(manifolds):
+def _init(manifolds, call):
     def init_fn(params):
-        zeros = jtu.tree_map(jnp.zeros_like, params)
-        previous = None if manifolds is None else params
-        return ConformalMomentumState(jnp.zeros((), jnp.int32), zeros, previous)
+        check_params(params, f"{call}.init")
+        previous = None if manifolds is None else copy_params(params)
+        return ConformalMomentumState(jnp.zeros((), jnp.int32), zeros_in_compute_dtype(params),
+                                      previous)  # fmt: skip
 
     return init_fn
+
+
+def _inputs(updates, params, manifolds, call):
+    """The gradients in the compute dtype, a scalar of that dtype, and the tree whose dtypes
+    the updates leave in."""
+    if manifolds is not None and params is None:
+        raise ValueError(f"`{call}.update` on manifolds needs `params`.")
+    check_params(updates, f"{call}.update", "updates")
+    out_like = updates if params is None else params
+    return jtu.tree_map(upcast, updates), jnp.zeros((), first_leaf_dtype(updates)), out_like
 
 
 # --- conformal-symplectic Euler (heavy ball, Hamiltonian descent) --------------------------
@@ -176,6 +212,9 @@ def scale_by_conformal_euler(
     kinetic: Kinetic | None = None,
     exact_damping: bool = True,
     manifolds=None,
+    *,
+    checks: bool = True,
+    _call: str = "scale_by_conformal_euler",
 ) -> optax.GradientTransformation:
     """One step of the conformal-symplectic Euler method for
     $\\dot q = \\nabla T(p)$, $\\dot p = -g - \\gamma p$, $g$ the incoming (Riemannian)
@@ -192,18 +231,19 @@ def scale_by_conformal_euler(
 
     On manifolds the momentum is transported to each new point, and the update is a tangent
     vector for `retract` (chain it last).
+
+    **Raises:** a `ValueError` (or, traced, a runtime error) for a `learning_rate` (or a
+    schedule's value) not positive and finite, a `damping` not >= 0 and finite.
     """
-    _check_step(learning_rate)
-    _check_damping(damping)
+    learning_rate = _check_step(learning_rate, _call, checks)
+    damping = _check_damping(damping, _call, checks)
     kinetic = quadratic_kinetic() if kinetic is None else kinetic
     if not callable(kinetic):
         raise ValueError(f"`kinetic` must be a function of the squared norm, got {kinetic!r}.")
 
     def update_fn(updates, state, params=None):
-        if manifolds is not None and params is None:
-            raise ValueError("`scale_by_conformal_euler` on manifolds needs `params`.")
-        like = jtu.tree_leaves(updates)[0]
-        h = _scalar(_step_size(learning_rate, state.count), like)
+        updates, like, out_like = _inputs(updates, params, manifolds, _call)
+        h = _scalar(_step_size(learning_rate, state.count, _call, checks), like)
         gamma = _scalar(damping, like)
         p = _carry(manifolds, params, state.previous, state.momentum)
         if exact_damping:
@@ -216,18 +256,20 @@ def scale_by_conformal_euler(
         if isinstance(kinetic, _Quadratic):
             factor = h / _scalar(kinetic.mass, like)
         else:
-            factor = h * _velocity_factor(kinetic, _sq_norm(manifolds, params, p))
-        out = jtu.tree_map(lambda p: (factor * p).astype(p.dtype), p)
+            factor = h * _velocity_factor(kinetic, _sq_norm(manifolds, params, p, like.dtype))
+        out = cast_like(jtu.tree_map(lambda p: (factor * p).astype(p.dtype), p), out_like)
         count = optax.safe_int32_increment(state.count)
-        return out, ConformalMomentumState(count, p, None if manifolds is None else params)
+        previous = None if manifolds is None else copy_params(params)
+        return out, ConformalMomentumState(count, p, previous)
 
-    return optax.GradientTransformation(_init(manifolds), update_fn)
+    return optax.GradientTransformation(_init(manifolds, _call), update_fn)
 
 
-def _finish(parts, manifolds):
+def _finish(parts, manifolds, call, checks):
     if manifolds is None:
         return parts[0] if len(parts) == 1 else optax.chain(*parts)
-    return optax.chain(riemannian_gradient(manifolds), *parts, retract(manifolds))
+    return optax.chain(riemannian_gradient(manifolds, checks=checks, _call=call), *parts,
+                       retract(manifolds, _call=call))  # fmt: skip
 
 
 def conformal_symplectic_momentum(
@@ -235,6 +277,8 @@ def conformal_symplectic_momentum(
     damping: ArrayLike,
     mass: ArrayLike = 1.0,
     manifolds=None,
+    *,
+    checks: bool = True,
 ) -> optax.GradientTransformation:
     """Heavy ball as a dissipative Hamiltonian flow: the conformal-symplectic Euler method
     with exact damping and $T(p) = \\|p\\|^2/2m$ (França, Sulam, Robinson & Vidal 2020,
@@ -253,10 +297,20 @@ def conformal_symplectic_momentum(
     - `mass`: $m > 0$.
     - `manifolds`: as `riemannian_sgd`: on manifolds the momentum is transported and the
         step retracted.
+    - `checks`: `False` drops the run-time checks (as `riemannian_sgd`).
+
+    **Raises:** a `ValueError` (eagerly; a runtime error under `jit` and
+    `optax.inject_hyperparams`) for `learning_rate` (or a schedule's value) not positive and
+    finite, `damping` not >= 0 and finite, `mass` not positive and finite, a starting point
+    off its manifold; a `TypeError` for integer or complex parameters. Dtypes (16-bit in
+    float32, momentum too) and `optax.apply_if_finite` (a non-finite step skipped, the state
+    kept) as `riemannian_sgd`.
     """
+    call = _describe("conformal_symplectic_momentum", manifolds)
+    kinetic = _Quadratic(_positive("mass", mass, call=call, checks=checks))
     return _finish(
-        [scale_by_conformal_euler(learning_rate, damping, quadratic_kinetic(mass), True,
-                                  manifolds)], manifolds,
+        [scale_by_conformal_euler(learning_rate, damping, kinetic, True, manifolds,
+                                  checks=checks, _call=call)], manifolds, call, checks,
     )  # fmt: skip
 
 
@@ -265,6 +319,8 @@ def hamiltonian_descent(
     damping: ArrayLike,
     kinetic: Kinetic | None = None,
     manifolds=None,
+    *,
+    checks: bool = True,
 ) -> optax.GradientTransformation:
     """Hamiltonian descent (Maddison, Paulin, Teh, O'Donoghue & Doucet 2018, "Hamiltonian
     descent methods", the first explicit method):
@@ -284,11 +340,16 @@ def hamiltonian_descent(
     - `learning_rate`: the step $\\epsilon > 0$ (a float or an optax schedule).
     - `damping`: $\\gamma \\ge 0$.
     - `kinetic`: $\\kappa$ with $k(p) = \\kappa(\\|p\\|^2)$.
-    - `manifolds`: as `riemannian_sgd`.
+    - `manifolds`, `checks`: as `riemannian_sgd`.
+
+    **Raises:** as `conformal_symplectic_momentum` (without `mass`), and a `ValueError` for
+    a `kinetic` that is not callable.
     """
+    call = _describe("hamiltonian_descent", manifolds)
     return _finish(
-        [scale_by_conformal_euler(learning_rate, damping, kinetic, False, manifolds)], manifolds
-    )
+        [scale_by_conformal_euler(learning_rate, damping, kinetic, False, manifolds,
+                                  checks=checks, _call=call)], manifolds, call, checks,
+    )  # fmt: skip
 
 
 # --- relativistic gradient descent --------------------------------------------------------
@@ -301,24 +362,25 @@ def scale_by_relativistic(
     speed_of_light: ArrayLike = 1.0,
     alpha: ArrayLike = 1.0,
     manifolds=None,
+    *,
+    checks: bool = True,
+    _call: str = "scale_by_relativistic",
 ) -> optax.GradientTransformation:
     """Relativistic gradient descent's step, in the form whose iterates are the points where
-    the gradient is taken (see `relativistic_gd` for the derivation)."""
-    _check_step(learning_rate)
-    _check_damping(damping)
-    _positive("mass", mass)
-    _positive("speed_of_light", speed_of_light, allow_inf=True)
-    if _concrete(alpha) and not 0 <= alpha <= 1:
-        raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
+    the gradient is taken (see `relativistic_gd` for the derivation and the **Raises**)."""
+    learning_rate = _check_step(learning_rate, _call, checks)
+    damping = _check_damping(damping, _call, checks)
+    mass = _positive("mass", mass, call=_call, checks=checks)
+    speed_of_light = _positive("speed_of_light", speed_of_light, True, call=_call, checks=checks)
+    alpha = hyperparameter(alpha, _call, "alpha", lambda v: (v >= 0) & (v <= 1),
+                           "in [0, 1]", checks=checks)  # fmt: skip
     # Known now: skip the work of a term that vanishes (alpha = 1, c = inf).
-    mixing = not (_concrete(alpha) and float(alpha) == 1.0)
-    classical = _concrete(speed_of_light) and math.isinf(float(speed_of_light))
+    mixing = not (concrete(alpha) and float(alpha) == 1.0)
+    classical = concrete(speed_of_light) and math.isinf(float(speed_of_light))
 
     def update_fn(updates, state, params=None):
-        if manifolds is not None and params is None:
-            raise ValueError("`scale_by_relativistic` on manifolds needs `params`.")
-        like = jtu.tree_leaves(updates)[0]
-        h = _scalar(_step_size(learning_rate, state.count), like)
+        updates, like, out_like = _inputs(updates, params, manifolds, _call)
+        h = _scalar(_step_size(learning_rate, state.count, _call, checks), like)
         mu = jnp.exp(-_scalar(damping, like) * h)
         eps = h**2 / (2 * _scalar(mass, like))
         w_prev = _carry(manifolds, params, state.previous, state.momentum)
@@ -328,12 +390,13 @@ def scale_by_relativistic(
             d_scale = -mu
         else:
             delta = 4 / (h**2 * _scalar(speed_of_light, like) ** 2)
-            sw = _sq_norm(manifolds, params, w)
+            sw = _sq_norm(manifolds, params, w, like.dtype)
             step = jax.lax.rsqrt(1 + delta * sw) + mu * jax.lax.rsqrt(1 + delta * mu**2 * sw)
             if not mixing:
                 d_scale = 0.0
             else:  # |w_prev|^2: the last step's |w|^2, unless transport changed it
-                sp = _sq_norm(manifolds, params, w_prev) if manifolds is not None else state.sq_norm
+                sp = (_sq_norm(manifolds, params, w_prev, like.dtype) if manifolds is not None
+                      else state.sq_norm)  # fmt: skip
                 d_scale = -mu * jax.lax.rsqrt(1 + delta * mu**2 * sp)
         # y' - y = step * w + (1 - alpha) (x - y), with x - y = d_scale * w_prev
         if mixing:
@@ -342,13 +405,15 @@ def scale_by_relativistic(
             )
         else:
             out = jtu.tree_map(lambda wv: (step * wv).astype(wv.dtype), w)
+        out = cast_like(out, out_like)
         count = optax.safe_int32_increment(state.count)
         sq = state.sq_norm if classical else sw.astype(state.sq_norm.dtype)
-        return out, RelativisticState(count, w, None if manifolds is None else params, sq)
+        previous = None if manifolds is None else copy_params(params)
+        return out, RelativisticState(count, w, previous, sq)
 
     def init_fn(params):
-        base = _init(manifolds)(params)
-        dtype = jtu.tree_leaves(params)[0].dtype
+        base = _init(manifolds, _call)(params)
+        dtype = first_leaf_dtype(params)
         return RelativisticState(base.count, base.momentum, base.previous, jnp.zeros((), dtype))
 
     return optax.GradientTransformation(init_fn, update_fn)
@@ -361,6 +426,8 @@ def relativistic_gd(
     speed_of_light: ArrayLike = 1.0,
     alpha: ArrayLike = 1.0,
     manifolds=None,
+    *,
+    checks: bool = True,
 ) -> optax.GradientTransformation:
     """Relativistic gradient descent (RGD; França, Sulam, Robinson & Vidal 2020, NeurIPS,
     Algorithm 1): the conformal leapfrog for the relativistic Hamiltonian
@@ -394,15 +461,19 @@ def relativistic_gd(
     - `damping`: $\\gamma \\ge 0$. `mass`: $m > 0$. `speed_of_light`: $c > 0$, or `inf`.
     - `alpha`: the mixing parameter in $[0, 1]$.
     - `manifolds`: as `riemannian_sgd` (momentum transported, step retracted, norms in the
-        manifolds' metrics).
+        manifolds' metrics). `checks`: as `riemannian_sgd`.
+
+    **Raises:** as `conformal_symplectic_momentum`, and for `speed_of_light` not > 0 (`inf`
+    is allowed) or `alpha` outside [0, 1].
 
     `franca_parameters(epsilon, mu, delta, mass)` converts the paper's $(\\epsilon, \\mu,
     \\delta)$ (defaults there $\\mu = 0.9$, $\\delta = 0.1$) into these arguments.
     """
+    call = _describe("relativistic_gd", manifolds)
     return _finish(
-        [scale_by_relativistic(learning_rate, damping, mass, speed_of_light, alpha, manifolds)],
-        manifolds,
-    )
+        [scale_by_relativistic(learning_rate, damping, mass, speed_of_light, alpha, manifolds,
+                               checks=checks, _call=call)], manifolds, call, checks,
+    )  # fmt: skip
 
 
 def franca_parameters(epsilon: float, mu: float, delta: float, mass: float = 1.0) -> dict:

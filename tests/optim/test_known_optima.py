@@ -88,7 +88,7 @@ def test_orthogonal_linear_layer(getkey):
     assert float(jnp.linalg.norm(wide.matrix @ x)) == pytest.approx(float(jnp.linalg.norm(x)))
     narrow = snn.OrthogonalLinear(7, 3, use_bias=False, key=getkey())
     assert np.allclose(jnp.linalg.svd(narrow.matrix, compute_uv=False), 1.0)
-    with pytest.raises(ValueError, match="positive sizes"):
+    with pytest.raises(ValueError, match="positive sizes|needs in_features >= 1"):
         snn.OrthogonalLinear(0, 3, key=getkey())
 
     target = sm.Stiefel(7, 3).random_point(getkey()).T  # a (3, 7) co-isometry

@@ -145,22 +145,14 @@ def test_equinox_model_with_constrained_leaf(getkey):
 
 def test_bad_input(getkey):
     sphere = sm.Sphere(3)
-    with pytest.raises(ValueError, match="off its manifold"):
+    with pytest.raises(ValueError, match="init` needs `params` on the sphere"):
         so.riemannian_adam(0.1, manifolds=sphere).init(jnp.array([1.0, 1.0, 0.0]))
     with pytest.raises(ValueError, match="structure of the parameters"):
         so.riemannian_sgd(0.1, manifolds={"a": sphere}).init({"a": sphere.random_point(getkey()),
                                                                "b": jnp.zeros(2)})  # fmt: skip
     with pytest.raises(ValueError, match="trailing shape"):
         so.riemannian_sgd(0.1, manifolds=sphere).init(jnp.ones((2, 4)) / 2)
-    with pytest.raises(ValueError, match="momentum"):
+    with pytest.raises(ValueError, match=r"needs momentum in \[0, 1\), got momentum=-0.5"):
         so.riemannian_sgd(0.1, momentum=-0.5, manifolds=sphere)
-    with pytest.raises(ValueError, match="b1"):
+    with pytest.raises(ValueError, match=r"needs b1 in \[0, 1\), got b1=1.5"):
         so.riemannian_adam(0.1, b1=1.5, manifolds=sphere)
-
-
-def test_off_manifold_under_jit_is_a_runtime_error():
-    opt = so.riemannian_adam(0.1, manifolds=sm.Sphere(3))
-    init = jax.jit(opt.init)
-    init(jnp.array([1.0, 0.0, 0.0]))
-    with pytest.raises(Exception, match="off its manifold"):
-        jax.block_until_ready(init(jnp.array([2.0, 0.0, 0.0])))
