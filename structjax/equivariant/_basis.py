@@ -68,7 +68,9 @@ def _krylov_nullspace(blocks, n_out, n_in):
         return total.reshape(n, -1)
 
     op = scipy.sparse.linalg.LinearOperator((n, n), matmat=c_t_c, matvec=c_t_c, dtype=np.float64)
-    scale = sum(np.linalg.norm(a, 2) ** 2 + np.linalg.norm(b, 2) ** 2 for a, b in blocks)
+    # (floored at 1, as in the dense path: all-zero constraints, e.g. between scalars of a
+    # connected group, make every vector a solution, not none)
+    scale = max(sum(np.linalg.norm(a, 2) ** 2 + np.linalg.norm(b, 2) ** 2 for a, b in blocks), 1.0)
     rng = np.random.default_rng(0)
     k = 8
     while True:

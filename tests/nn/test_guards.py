@@ -62,6 +62,7 @@ REFUSALS = [
     ("coupling odd dim", lambda: snn.AffineCoupling(5, key=K), (), "even dimension"),
     ("coupling width 0", lambda: snn.AdditiveCoupling(4, 0, key=K), (), "width >= 1"),
     ("coupling depth float", lambda: snn.AffineCoupling(4, 8, 1.5, key=K), (), "depth as"),
+    ("chain of nothing", lambda: snn.Chain([]), (), "at least one bijection"),
     ("symplectic flow odd", lambda: snn.SymplecticFlow(snn.GSympNet(2, key=K), 5), (),
      "even dimension"),
     ("gsympnet layers 0", lambda: snn.GSympNet(2, 0, key=K), (), "layers >= 1"),
