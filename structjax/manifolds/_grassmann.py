@@ -4,8 +4,17 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, batch_inner, mm, mT
-from ._stiefel import Stiefel, polar, qf
+from ._base import (
+    AbstractManifold,
+    batch_inner,
+    frobenius_defect,
+    manifold_method,
+    mm,
+    mT,
+    random_point_method,
+    refuse,
+)
+from ._stiefel import Stiefel, polar, qf, refuse_rank_deficient, stiefel_error
 
 RETRACTIONS = ("qr", "polar")
 
@@ -33,15 +42,25 @@ class Grassmann(AbstractManifold):
     - `"qr"`: sign-fixed Q factor of $A$ (Absil et al. 2008, Ex. 4.1.5). ~$2np^2$ flops,
       Householder (slower on CPU).
 
+    **Checks.** As `Stiefel`'s: representatives with $\\|X^\\top X - I\\|_F >$
+    `point_tolerance` are refused by `exp`, `log`, `distance` and every eager call; under
+    `jit` the hot-path methods test $|\\,\\|X\\|_F^2 - p\\,|/\\sqrt p$ only (a norm). `log`
+    needs $X^\\top Y$ invertible (no principal angle of $\\pi/2$) and refuses it where its
+    result would not be finite.
+
     **Arguments:**
 
     - `n`, `p`: points have shape `(..., n, p)`, with `1 <= p <= n`.
     - `retraction`: `"polar"` or `"qr"`.
+    - `checks`: `False` turns off the value checks (keyword-only).
+
+    **Raises:** `ValueError` for `p > n`, `p < 1` or an unknown retraction; see **Checks**.
     """
 
     n: int = eqx.field(static=True)
     p: int = eqx.field(static=True)
     retraction: str = eqx.field(static=True, default="polar")
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
         if self.p > self.n:
@@ -57,48 +76,65 @@ class Grassmann(AbstractManifold):
     def point_shape(self):
         return (self.n, self.p)
 
+    def _off(self, x, tol, full):
+        what = "|x^T x - I|_F" if full else "|(|x|_F^2 - p)| / sqrt(p)"
+        err = stiefel_error(x) if full else frobenius_defect(x, self.p)
+        return ~(err <= tol), jnp.max(err), f"orthonormal columns ({what} <= {tol:.0e})"
+
+    @manifold_method
     def project(self, x):
         return polar(x)
 
+    @manifold_method
     def to_tangent(self, x, v):
         return v - mm(x, mm(mT(x), v))
 
+    @manifold_method
     def egrad_to_rgrad(self, x, g):
         return self.to_tangent(x, g)
 
+    @manifold_method
     def retract(self, x, v):
-        if self.retraction == "qr":
-            return qf(x + v)
-        return polar(x + v)
+        y = qf(x + v) if self.retraction == "qr" else polar(x + v)
+        return refuse_rank_deficient(self, y, x + v)
 
+    @manifold_method
     def exp(self, x, v):
         u, s, wt = jnp.linalg.svd(v, full_matrices=False)
         return mm(mm(x, mT(wt)), jnp.cos(s)[..., :, None] * wt) + mm(
             u, jnp.sin(s)[..., :, None] * wt
         )
 
+    @manifold_method
     def log(self, x, y):
         # (I - XX^T) Y (X^T Y)^{-1} = U tan(Sigma) W^T; the log is U Sigma W^T.
         ytx = mm(mT(y), x)
         b = mT(jnp.linalg.solve(ytx, mT(y) - mm(ytx, mT(x))))
         u, s, wt = jnp.linalg.svd(b, full_matrices=False)
-        return mm(u, jnp.arctan(s)[..., :, None] * wt)
+        out = mm(u, jnp.arctan(s)[..., :, None] * wt)
+        bad = ~jnp.all(jnp.isfinite(out), axis=(-2, -1))
+        return refuse(self, out, bad, "`x^T y` invertible (no principal angle of pi/2)")
 
+    @manifold_method
     def distance(self, x, y):
         cos = jnp.linalg.svd(mm(mT(x), y), compute_uv=False)  # descending: angles ascending
         sin = jnp.linalg.svd(y - mm(x, mm(mT(x), y)), compute_uv=False)[..., ::-1]  # ascending
         return jnp.linalg.norm(jnp.arctan2(sin, cos), axis=-1)
 
+    @manifold_method
     def inner(self, x, u, v):
         return batch_inner(u, v, 2)
 
+    @manifold_method
     def transport(self, x, y, v):
         return self.to_tangent(y, v)
 
+    @manifold_method
     def constraint_error(self, x):
         # Representatives are Stiefel points: the same orthonormality error.
-        return Stiefel(self.n, self.p).constraint_error(x)
+        return stiefel_error(x)
 
+    @random_point_method
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         """Uniformly distributed subspaces: the span of a Haar-distributed Stiefel point."""
         return Stiefel(self.n, self.p).random_point(key, shape, dtype)

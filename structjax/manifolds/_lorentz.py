@@ -5,7 +5,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, check_hyperbolic, default_dtype
+from ._base import (
+    AbstractManifold,
+    check_hyperbolic,
+    manifold_method,
+    random_point_method,
+    storage_dtype,
+)
 
 
 def minkowski(u, v, keepdims=False):
@@ -26,8 +32,12 @@ def _cosh_sinhc_of_square(t2):
 
 def _max_spatial_norm(dtype) -> float:
     r"""The largest spatial norm `project` keeps, in units of $1/\sqrt{c}$: $10^{15}$ in
-    float32 (squares stay below its 3.4e38 with room for sums), $10^{150}$ in float64."""
-    return 1e15 if jnp.dtype(dtype).itemsize <= 4 else 1e150
+    float32 and bfloat16 (squares stay below their 3.4e38 with room for sums), $10^{150}$
+    in float64, $10^4$ in float16 (whose largest number is 65504)."""
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float16:
+        return 1e4
+    return 1e15 if dtype.itemsize <= 4 else 1e150
 
 
 class Lorentz(AbstractManifold):
@@ -49,14 +59,22 @@ class Lorentz(AbstractManifold):
     $|\\langle x, x\\rangle_L + 1/c| / (2 x_0^2)$: the rounding of $\\langle x, x\\rangle_L$
     grows like $\\varepsilon x_0^2$, so an absolute test would fail far from the origin.
 
+    **Checks.** Every method refuses a base point whose `constraint_error` (the relative
+    error of $x_0$, O(n): on the hot path too) exceeds `point_tolerance` (1e-8 in float64,
+    1e-4 in float32), which includes the lower sheet $x_0 < 0$.
+
     **Arguments:**
 
     - `n`: the dimension of the hyperbolic space (points live in $\\mathbb{R}^{n+1}$).
     - `curvature`: the sectional curvature $-c$, negative (default `-1.0`).
+    - `checks`: `False` turns off the value checks (keyword-only).
+
+    **Raises:** `ValueError` for $n < 1$ or curvature $\\ge 0$; see **Checks**.
     """
 
     n: int = eqx.field(static=True)
     curvature: float = eqx.field(static=True, default=-1.0)
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
         check_hyperbolic(type(self).__name__, self.n, self.curvature)
@@ -69,28 +87,40 @@ class Lorentz(AbstractManifold):
     def point_shape(self):
         return (self.n + 1,)
 
+    def _off(self, x, tol, full):
+        err = self.constraint_error(x)
+        needs = (
+            f"on the upper sheet of the hyperboloid <x, x>_L = -1/c (relative error of x_0 "
+            f"<= {tol:.0e})"
+        )
+        return ~(err <= tol), jnp.max(err), needs
+
     def _time(self, space):
         return jnp.sqrt(1.0 / self.c + jnp.sum(space * space, axis=-1, keepdims=True))
 
+    @manifold_method
     def project(self, x):
         # Recompute x0 from the spatial part (exact on the hyperboloid in any dtype), after
         # capping the spatial norm at `max_spatial_norm(dtype)`: far out, x0^2 overflows
         # float32 (at geodesic distance ~44 from the origin) and every Minkowski product
         # becomes inf - inf = NaN. The cap plays the role of the Poincare ball's margin.
         s = x[..., 1:]
-        cap = _max_spatial_norm(s.dtype) / jnp.sqrt(self.c)
+        cap = _max_spatial_norm(storage_dtype(s)) / jnp.sqrt(self.c)
         norm = jnp.linalg.norm(s, axis=-1, keepdims=True)
         s = jnp.where(norm > cap, s * (cap / jnp.where(norm > cap, norm, 1.0)), s)
         return jnp.concatenate([self._time(s), s], axis=-1)
 
+    @manifold_method
     def to_tangent(self, x, v):
         # Minkowski-orthogonal projection: <x, v + c<x,v>_L x>_L = 0 since <x,x>_L = -1/c.
         return v + self.c * minkowski(x, v, keepdims=True) * x
 
+    @manifold_method
     def egrad_to_rgrad(self, x, g):
         # Raise the index with diag(-1, 1, ..., 1), then project (geoopt's `egrad2rgrad`).
         return self.to_tangent(x, g.at[..., 0].multiply(-1))
 
+    @manifold_method
     def inner(self, x, u, v):
         return self._tangent_inner(x, u, v)[..., 0]
 
@@ -119,10 +149,12 @@ class Lorentz(AbstractManifold):
         radial = jnp.where(xs2 > 0, au * av / (self.c * safe * x[..., :1] ** 2), 0.0)
         return jnp.sum(pu * pv, axis=-1, keepdims=True) + radial
 
+    @manifold_method
     def exp(self, x, v):
         cosh, sinhc = _cosh_sinhc_of_square(self.c * self._tangent_square(x, v))
         return cosh * x + sinhc * v
 
+    @manifold_method
     def log(self, x, y):
         # d u/|u|_L with u = y + c<x,y>_L x = (y - x) - (c/2)|y - x|_L^2 x (the tangent part
         # of y - x, formed from the difference).
@@ -132,6 +164,7 @@ class Lorentz(AbstractManifold):
         dist = self.distance(x, y)[..., None]
         return jnp.where(nu > 0, dist / jnp.where(nu > 0, nu, 1.0), 0.0) * u
 
+    @manifold_method
     def distance(self, x, y):
         # arcosh(-c<x,y>_L)/sqrt(c) = (2/sqrt(c)) arsinh(sqrt(c)|y - x|_L / 2), since
         # -c<x,y>_L - 1 = c|y - x|_L^2 / 2.
@@ -139,26 +172,31 @@ class Lorentz(AbstractManifold):
         half = jnp.sqrt(self.c * jnp.maximum(minkowski(d, d), 0.0)) / 2
         return 2.0 / jnp.sqrt(self.c) * jnp.arcsinh(half)
 
+    @manifold_method
     def transport(self, x, y, v):
         # v + <y,v>_L / (1/c - <x,y>_L) (x + y); the denominator is 2/c + |y - x|_L^2 / 2.
         d = y - x
         den = 2.0 / self.c + minkowski(d, d, keepdims=True) / 2
         return v + minkowski(y, v, keepdims=True) / den * (x + y)
 
+    @manifold_method
     def retract(self, x, v):
         return self.project(self.exp(x, v))
 
+    @manifold_method
     def constraint_error(self, x):
         t = self._time(x[..., 1:])[..., 0]
         return jnp.abs(x[..., 0] - t) / t
 
+    @random_point_method
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         # exp at the origin (1/sqrt(c), 0, ..., 0) of (0, z), z standard normal: the geodesic
         # distance from the origin is |z|.
-        z = jax.random.normal(key, tuple(shape) + (self.n,), default_dtype(dtype))
+        z = jax.random.normal(key, tuple(shape) + (self.n,), dtype)
         _, sinhc = _cosh_sinhc_of_square(self.c * jnp.sum(z * z, axis=-1, keepdims=True))
         return self.project(jnp.concatenate([jnp.zeros_like(z[..., :1]), sinhc * z], axis=-1))
 
+    @manifold_method
     def random_tangent(self, key: PRNGKeyArray, x):
         """A standard normal tangent vector in the metric: $(0, z)$ at the origin, $z$
         standard normal, parallel-transported to `x` (the wrapped normal of Nagano et al.

@@ -6,8 +6,24 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, batch_inner, mm, mT, skew
-from ._stiefel import RETRACTIONS as STIEFEL_RETRACTIONS, Stiefel, polar
+from ._base import (
+    AbstractManifold,
+    batch_inner,
+    frobenius_defect,
+    manifold_method,
+    mm,
+    mT,
+    random_point_method,
+    refuse,
+    skew,
+)
+from ._stiefel import (
+    RETRACTIONS as STIEFEL_RETRACTIONS,
+    Stiefel,
+    polar,
+    refuse_rank_deficient,
+    stiefel_error,
+)
 
 RETRACTIONS = ("exp",) + STIEFEL_RETRACTIONS
 
@@ -17,11 +33,13 @@ _LOG_SQUARE_ROOTS = 5
 _LOG_SERIES_TERMS = 5
 
 
+@jax.jit
 def _expm(a):
     with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
         return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
 
 
+@jax.jit
 def _logm_orthogonal(q):
     """The principal logarithm of an orthogonal matrix whose rotation angles are below $\\pi$.
 
@@ -71,11 +89,22 @@ class Orthogonal(AbstractManifold):
     - `retraction`: one of `"exp"`, `"qr"`, `"polar"`, `"cholesky_qr"`, `"cayley"`,
       `"cayley_iterative"`.
     - `cayley_iterations`: the iterations of `"cayley_iterative"`.
+    - `checks`: `False` turns off the value checks (keyword-only).
+
+    **Checks.** `exp`, `log`, `distance` and every eager call refuse a base point with
+    $\\|X^\\top X - I\\|_F >$ `point_tolerance` (1e-8 in float64, 1e-4 in float32); under
+    `jit` the hot-path methods test $|\\,\\|X\\|_F^2 - n\\,|/\\sqrt n$ only (a norm, not an
+    $n^3$ Gram product). `log` and `distance` refuse $X^\\top Y$ with $\\det < 0$ (the other
+    component: no logarithm) or with a rotation angle $\\pi$ (where the principal logarithm
+    is not defined), by the sign of the determinant and the finiteness of the result.
+
+    **Raises:** `ValueError` for $n < 1$ or an unknown retraction; see **Checks**.
     """
 
     n: int = eqx.field(static=True)
     retraction: str = eqx.field(static=True, default="exp")
     cayley_iterations: int = eqx.field(static=True, default=2)
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
         if self.n < 1:
@@ -90,47 +119,70 @@ class Orthogonal(AbstractManifold):
     def stiefel(self) -> Stiefel:
         """The same geometry as `Stiefel(n, n)`, to which the shared retractions delegate."""
         retraction = "polar" if self.retraction == "exp" else self.retraction
-        return Stiefel(self.n, self.n, retraction, self.cayley_iterations)
+        return Stiefel(self.n, self.n, retraction, self.cayley_iterations, checks=self.checks)
 
     @property
     def point_shape(self):
         return (self.n, self.n)
 
+    def _off(self, x, tol, full):
+        what = "|x^T x - I|_F" if full else "|(|x|_F^2 - n)| / sqrt(n)"
+        err = stiefel_error(x) if full else frobenius_defect(x, self.n)
+        return ~(err <= tol), jnp.max(err), f"orthogonal ({what} <= {tol:.0e})"
+
+    @manifold_method
     def project(self, x):
         return polar(x)
 
+    @manifold_method
     def to_tangent(self, x, v):
         return mm(x, skew(mm(mT(x), v)))
 
+    @manifold_method
     def egrad_to_rgrad(self, x, g):
         return self.to_tangent(x, g)
 
+    @manifold_method
     def retract(self, x, v):
         if self.retraction == "exp":
             # Newton-Schulz step: a rounding-level change, without which the float32 error
             # random-walks (3e-5 after 10^4 steps of size 0.1; with it, 3e-7).
             y = mm(x, _expm(skew(mm(mT(x), v))))
             return mm(y, 1.5 * jnp.eye(self.n, dtype=y.dtype) - 0.5 * (mm(mT(y), y)))
-        return self.stiefel.retract(x, v)
+        return refuse_rank_deficient(self, self.stiefel.retract(x, v), x + v)
 
+    @manifold_method
     def exp(self, x, v):
         return mm(x, _expm(skew(mm(mT(x), v))))
 
+    def _log_relative(self, x, y):
+        q = mm(mT(x), y)
+        out = _logm_orthogonal(q)
+        bad = (jnp.linalg.det(q) <= 0) | ~jnp.all(jnp.isfinite(out), axis=(-2, -1))
+        needs = "`x^T y` with det > 0 and no rotation angle pi (no principal logarithm)"
+        return refuse(self, out, bad, needs)
+
+    @manifold_method
     def log(self, x, y):
-        return mm(x, _logm_orthogonal(mm(mT(x), y)))
+        return mm(x, self._log_relative(x, y))
 
+    @manifold_method
     def distance(self, x, y):
-        return jnp.linalg.norm(_logm_orthogonal(mm(mT(x), y)), axis=(-2, -1))
+        return jnp.linalg.norm(self._log_relative(x, y), axis=(-2, -1))
 
+    @manifold_method
     def inner(self, x, u, v):
         return batch_inner(u, v, 2)
 
+    @manifold_method
     def transport(self, x, y, v):
         return mm(y, mm(mT(x), v))
 
+    @manifold_method
     def constraint_error(self, x):
-        return self.stiefel.constraint_error(x)
+        return stiefel_error(x)
 
+    @random_point_method
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         """Haar-distributed points (sign-fixed QR of a Gaussian matrix, Mezzadri 2007)."""
         return self.stiefel.random_point(key, shape, dtype)
@@ -146,12 +198,16 @@ class SpecialOrthogonal(AbstractManifold):
     with the singular direction of the smallest singular value flipped when its determinant
     is $-1$ (Umeyama 1991; Higham 2008, Sec. 8.1). `constraint_error` adds $|\\det X - 1|$.
 
+    **Checks.** As `Orthogonal`'s; the full test (`exp`, `log`, `distance`, eager calls,
+    `check_point`) adds $|\\det X - 1|$, which the hot-path test under `jit` leaves out.
+
     **Arguments:** as for `Orthogonal`.
     """
 
     n: int = eqx.field(static=True)
     retraction: str = eqx.field(static=True, default="exp")
     cayley_iterations: int = eqx.field(static=True, default=2)
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
         if self.n < 1:
@@ -164,12 +220,20 @@ class SpecialOrthogonal(AbstractManifold):
     @property
     def group(self) -> Orthogonal:
         """$O(n)$ with the same retraction, to which the geometry delegates."""
-        return Orthogonal(self.n, self.retraction, self.cayley_iterations)
+        return Orthogonal(self.n, self.retraction, self.cayley_iterations, checks=self.checks)
 
     @property
     def point_shape(self):
         return (self.n, self.n)
 
+    def _off(self, x, tol, full):
+        if not full:
+            return self.group._off(x, tol, full)
+        err = self.constraint_error(x)
+        needs = f"a rotation (|x^T x - I|_F + |det x - 1| <= {tol:.0e})"
+        return ~(err <= tol), jnp.max(err), needs
+
+    @manifold_method
     def project(self, x):
         q = polar(x)
         # The right singular vector of the smallest singular value, without derivative (the
@@ -180,33 +244,43 @@ class SpecialOrthogonal(AbstractManifold):
         negative = (jnp.linalg.det(q) < 0)[..., None, None]
         return jnp.where(negative, flipped, q)
 
+    @manifold_method
     def to_tangent(self, x, v):
         return self.group.to_tangent(x, v)
 
+    @manifold_method
     def egrad_to_rgrad(self, x, g):
         return self.group.egrad_to_rgrad(x, g)
 
+    @manifold_method
     def retract(self, x, v):
         return self.group.retract(x, v)
 
+    @manifold_method
     def exp(self, x, v):
         return self.group.exp(x, v)
 
+    @manifold_method
     def log(self, x, y):
         return self.group.log(x, y)
 
+    @manifold_method
     def distance(self, x, y):
         return self.group.distance(x, y)
 
+    @manifold_method
     def inner(self, x, u, v):
         return self.group.inner(x, u, v)
 
+    @manifold_method
     def transport(self, x, y, v):
         return self.group.transport(x, y, v)
 
+    @manifold_method
     def constraint_error(self, x):
         return self.group.constraint_error(x) + jnp.abs(jnp.linalg.det(x) - 1.0)
 
+    @random_point_method
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         """Haar-distributed rotations: Haar on $O(n)$, first column negated where
         $\\det = -1$ (a measure-preserving bijection between the two components)."""

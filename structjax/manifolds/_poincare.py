@@ -5,7 +5,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, check_hyperbolic, default_dtype
+from ._base import (
+    AbstractManifold,
+    check_hyperbolic,
+    manifold_method,
+    random_point_method,
+    storage_dtype,
+)
 
 
 def _dot(u, v):
@@ -22,7 +28,8 @@ def _tanhc_of_square(s2):
 
 def ball_margin(dtype) -> float:
     """How far inside the boundary `project` puts points, in units of the radius
-    $1/\\sqrt{c}$: $10^{-5}$ for float32 and $10^{-10}$ for float64. geoopt's `project` keeps
+    $1/\\sqrt{c}$: $10^{-5}$ for float32, $10^{-10}$ for float64 and $10^{-2}$ for the
+    16-bit floats. geoopt's `project` keeps
     a dtype-dependent border for the same reason (`eps`: 4e-3 in float32, 1e-5 in float64,
     `geoopt/manifolds/stereographic/math.py`); ours is closer to the boundary and is enough
     for $1 - c|x|^2$ to keep a few correct digits."""
@@ -42,14 +49,25 @@ class PoincareBall(AbstractManifold):
     Differences $y - x$ and $1 - c|x|^2$ are formed explicitly so that points within
     $10^{-6}$ of the boundary keep their accuracy in float64.
 
+    **Checks.** Every method refuses a base point that is not strictly inside the ball,
+    $\\sqrt c|x| < 1$ (a norm, on the hot path too): on the boundary and beyond,
+    $\\lambda_x$ is infinite or negative and the formulas return NaN. `check_point` also
+    asks for `constraint_error(x) <=` `point_tolerance` (inside the margin of `project`).
+    `exp` of a long tangent vector can round to the boundary in finite precision; `retract`
+    (exp, then `project`) never does.
+
     **Arguments:**
 
     - `n`: the dimension.
     - `curvature`: the sectional curvature $-c$, negative (default `-1.0`).
+    - `checks`: `False` turns off the value checks (keyword-only).
+
+    **Raises:** `ValueError` for $n < 1$ or curvature $\\ge 0$; see **Checks**.
     """
 
     n: int = eqx.field(static=True)
     curvature: float = eqx.field(static=True, default=-1.0)
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
         check_hyperbolic(type(self).__name__, self.n, self.curvature)
@@ -61,6 +79,16 @@ class PoincareBall(AbstractManifold):
     @property
     def point_shape(self):
         return (self.n,)
+
+    def _off(self, x, tol, full):
+        r = jnp.sqrt(self.c) * jnp.linalg.norm(x, axis=-1)
+        bad = ~(r < 1)
+        needs = "strictly inside the ball (sqrt(c) |x| < 1)"
+        if full:
+            err = self.constraint_error(x)
+            bad = bad | ~(err <= tol)
+            needs = f"{needs} and within the margin of `project` (constraint error <= {tol:.0e})"
+        return bad, jnp.max(r), needs
 
     def _one_minus(self, x):
         """$1 - c|x|^2$, keepdims."""
@@ -85,22 +113,27 @@ class PoincareBall(AbstractManifold):
         d2 = _dot(d, d)
         return self._one_minus(x) * d - self.c * d2 * x, d2
 
+    @manifold_method
     def project(self, x):
         # Clip the norm to (1 - margin)/sqrt(c), as geoopt's `project`.
-        maxnorm = (1.0 - ball_margin(x.dtype)) / jnp.sqrt(self.c)
+        maxnorm = (1.0 - ball_margin(storage_dtype(x))) / jnp.sqrt(self.c)
         norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
         scale = maxnorm / jnp.where(norm > maxnorm, norm, 1.0)
         return jnp.where(norm > maxnorm, x * scale, x)
 
+    @manifold_method
     def to_tangent(self, x, v):
         return v
 
+    @manifold_method
     def egrad_to_rgrad(self, x, g):
         return g * (self._one_minus(x) ** 2 / 4)  # g / lambda_x^2
 
+    @manifold_method
     def inner(self, x, u, v):
         return self.conformal_factor(x) ** 2 * _dot(u, v)[..., 0]
 
+    @manifold_method
     def exp(self, x, v):
         # exp_x(v) = x (+) tanh(sqrt(c) lambda_x |v| / 2) v / (sqrt(c)|v|)  (Ganea et al.,
         # Lemma 2), with tanh(s)/(sqrt(c)|v|) = (lambda_x/2) tanh(s)/s written through s^2.
@@ -108,6 +141,7 @@ class PoincareBall(AbstractManifold):
         s2 = self.c * (lam / 2) ** 2 * _dot(v, v)
         return self.mobius_add(x, (lam / 2) * _tanhc_of_square(s2) * v)
 
+    @manifold_method
     def log(self, x, y):
         # log_x(y) = (2/(sqrt(c) lambda_x)) artanh(sqrt(c)|w|) w/|w|, w = (-x) (+) y (Ganea et
         # al., Lemma 2); (2/sqrt(c)) artanh(sqrt(c)|w|) is the distance.
@@ -117,6 +151,7 @@ class PoincareBall(AbstractManifold):
         scale = d * self._one_minus(x) / 2 / jnp.where(nw > 0, nw, 1.0)
         return jnp.where(nw > 0, scale, 0.0) * w
 
+    @manifold_method
     def distance(self, x, y):
         # d_c = (2/sqrt(c)) artanh(sqrt(c)|(-x) (+) y|) (Ganea et al., sec. 2), in the equal
         # form (2/sqrt(c)) arsinh(sqrt(c)|x - y| / sqrt((1 - c|x|^2)(1 - c|y|^2))).
@@ -135,6 +170,7 @@ class PoincareBall(AbstractManifold):
         den = 1 + 2 * c * ab + c**2 * a2 * b2
         return w + 2 * (p * a + q * b) / jnp.maximum(den, jnp.finfo(w.dtype).tiny)
 
+    @manifold_method
     def transport(self, x, y, v):
         # P_{x->y}(v) = (lambda_x / lambda_y) gyr[y, -x] v (Ganea et al., sec. 2). The closed
         # form of `gyration` cancels catastrophically near the boundary (numerator and
@@ -153,16 +189,19 @@ class PoincareBall(AbstractManifold):
         gyr = v + 2 * (big_p * x + big_q * d) / (ox * oy + c * dd)
         return (oy / ox) * gyr
 
+    @manifold_method
     def retract(self, x, v):
         return self.project(self.exp(x, v))
 
+    @manifold_method
     def constraint_error(self, x):
         # How far outside the ball of radius (1 - margin)/sqrt(c) the point is (zero inside).
         r = jnp.sqrt(self.c) * jnp.linalg.norm(x, axis=-1)
-        return jnp.maximum(r - (1.0 - ball_margin(x.dtype)), 0.0)
+        return jnp.maximum(r - (1.0 - ball_margin(storage_dtype(x))), 0.0)
 
+    @random_point_method
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         # exp_0(z/2) = tanh(sqrt(c)|z|/2) z/(sqrt(c)|z|), z standard normal: the geodesic
         # distance from the origin is |z|.
-        z = jax.random.normal(key, tuple(shape) + (self.n,), default_dtype(dtype))
+        z = jax.random.normal(key, tuple(shape) + (self.n,), dtype)
         return self.project(self.exp(jnp.zeros_like(z), z / 2))

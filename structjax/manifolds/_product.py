@@ -1,10 +1,28 @@
 """The product of manifolds, points as tuples of arrays."""
 
+import dataclasses
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
+from .._guards import check_real_floating
 from ._base import AbstractManifold
+
+_ARGUMENTS = {
+    "project": ("x",),
+    "constraint_error": ("x",),
+    "to_tangent": ("x", "v"),
+    "egrad_to_rgrad": ("x", "g"),
+    "retract": ("x", "v"),
+    "exp": ("x", "v"),
+    "log": ("x", "y"),
+    "distance": ("x", "y"),
+    "transport": ("x", "y", "v"),
+    "inner": ("x", "u", "v"),
+    "random_tangent": ("key", "x"),
+}
 
 
 class Product(AbstractManifold):
@@ -19,38 +37,69 @@ class Product(AbstractManifold):
     every factor. The retraction is as good as the worst factor's; `transport` is isometric
     when every factor's is.
 
+    **Checks.** Every argument must be a tuple with one array per factor, each of its
+    factor's trailing shape (`ValueError`) and a real float (`TypeError`); each factor then
+    checks its own points, with its own messages (which name the factor's call). With
+    `checks=False` the factors' value checks are off too.
+
     **Arguments:**
 
     - `manifolds`: a tuple of manifolds.
+    - `checks`: `False` turns off the value checks, on every factor (keyword-only).
+
+    **Raises:** `ValueError` for an empty `manifolds` or one that holds a non-manifold.
     """
 
     manifolds: tuple[AbstractManifold, ...]
+    checks: bool = eqx.field(static=True)
 
-    def __init__(self, manifolds):
+    def __init__(self, manifolds, *, checks: bool = True):
         manifolds = tuple(manifolds)
         if not manifolds or not all(isinstance(m, AbstractManifold) for m in manifolds):
             raise ValueError(
                 f"`Product(manifolds={manifolds!r})` needs a non-empty tuple of manifolds."
             )
+        if not checks:
+            manifolds = tuple(dataclasses.replace(m, checks=False) for m in manifolds)
         self.manifolds = manifolds
+        self.checks = checks
 
     @property
     def point_shape(self):
         return tuple(tuple(m.point_shape) for m in self.manifolds)
 
-    def check_shape(self, x, name: str = "x"):
+    def describe(self) -> str:
+        return f"Product(({', '.join(m.describe() for m in self.manifolds)}))"
+
+    def check_shape(self, x, name: str = "x", call: str | None = None):
         """Raise a `ValueError` unless `x` is a tuple with one array per factor, each with
         that factor's trailing shape."""
-        if not isinstance(x, (tuple, list)) or len(x) != len(self.manifolds):
+        k = len(self.manifolds)
+        if not isinstance(x, (tuple, list)) or len(x) != k:
+            where = f"`{call}` needs" if call is not None else f"Product of {k} manifolds takes"
             raise ValueError(
-                f"Product of {len(self.manifolds)} manifolds takes `{name}` as a tuple of "
-                f"{len(self.manifolds)} arrays, got {type(x).__name__}"
+                f"{where} `{name}` as a tuple of {k} arrays, got {type(x).__name__}"
                 + (f" of length {len(x)}." if isinstance(x, (tuple, list)) else ".")
             )
         for i, (m, xi) in enumerate(zip(self.manifolds, x)):
-            m.check_shape(xi, f"{name}[{i}]")
+            m.check_shape(xi, f"{name}[{i}]", call)
+
+    def check_point(self, x, name: str = "x", call: str | None = None):
+        """`x`, each factor checked by its own `check_point` (see `AbstractManifold`)."""
+        call = call if call is not None else f"{self.describe()}.check_point({name})"
+        self.check_shape(x, name, call)
+        return tuple(
+            m.check_point(xi, f"{name}[{i}]", call)
+            for i, (m, xi) in enumerate(zip(self.manifolds, x))
+        )
 
     def _map(self, method, *args):
+        names = _ARGUMENTS[method]
+        call = f"{self.describe()}.{method}({', '.join(names)})"
+        for name, a in zip(names, args):
+            if name != "key":
+                self.check_shape(a, name, call)
+                check_real_floating(a, call, name)
         return tuple(getattr(m, method)(*a) for m, *a in zip(self.manifolds, *args))
 
     def project(self, x):
@@ -76,6 +125,9 @@ class Product(AbstractManifold):
 
     def inner(self, x, u, v):
         return sum(self._map("inner", x, u, v))
+
+    def norm(self, x, v):
+        return jnp.sqrt(jnp.maximum(self.inner(x, v, v), 0.0))
 
     def distance(self, x, y):
         return jnp.sqrt(sum(d**2 for d in self._map("distance", x, y)))

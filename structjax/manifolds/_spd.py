@@ -6,7 +6,16 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, default_dtype, mm, mT, sym
+from ._base import (
+    AbstractManifold,
+    manifold_method,
+    mm,
+    mT,
+    random_point_method,
+    refuse,
+    storage_dtype,
+    sym,
+)
 
 _METRICS = ("affine", "log_euclidean", "bures_wasserstein")
 
@@ -52,6 +61,7 @@ _invsqrtm = _matrix_function(
 _logm = _matrix_function(jnp.log, _dd_log)
 
 
+@jax.jit
 def _expm(s):
     # Padé scaling-and-squaring rather than `eigh`: its derivatives of every order are finite
     # at S = 0 (all eigenvalues equal), which `exp` retractions need at V = 0.
@@ -101,12 +111,27 @@ class SymmetricPositiveDefinite(AbstractManifold):
     - `min_eigenvalue`: the floor to which `project` clips eigenvalues; the floor used is
       the larger of it and $8 n \\varepsilon_{\\text{dtype}} \\lambda_{\\max}$, so that a projected
       float32 matrix stays numerically positive definite.
+    - `checks`: `False` turns off the value checks (keyword-only).
+
+    **Checks.** A point must be symmetric, $\\|X - X^\\top\\|_F/\\sqrt2 \\le$
+    `point_tolerance`, and positive definite. `exp`, `log`, `distance`, `check_point` and
+    every eager call test its smallest eigenvalue ($> 0$, strictly: a semidefinite matrix
+    has no inverse). Under `jit` the hot-path methods test the symmetry and the sign of the
+    diagonal (a necessary condition, O(n^2)), plus the factorisation each already computes:
+    the Cholesky factor of $X$ in the affine `inner` and `"second_order"` retraction
+    (replacing an LU solve: the same cost), the eigenvalues of $X$ in every log-Euclidean
+    and Bures-Wasserstein map, the finiteness of the transport operator. The affine
+    `egrad_to_rgrad` ($X G X$, no factorisation) checks symmetry and diagonal only.
+
+    **Raises:** `ValueError` for a bad `n`, metric, retraction or `min_eigenvalue`; see
+    **Checks**.
     """
 
     n: int = eqx.field(static=True)
     metric: str = eqx.field(static=True, default="affine")
     retraction: str | None = eqx.field(static=True, default=None)
     min_eigenvalue: float = eqx.field(static=True, default=1e-12)
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
         call = f"`SymmetricPositiveDefinite(n={self.n}, metric={self.metric!r}, ...)`"
@@ -127,30 +152,67 @@ class SymmetricPositiveDefinite(AbstractManifold):
     def point_shape(self):
         return (self.n, self.n)
 
+    # --- checks ------------------------------------------------------------------------------
+
+    def _off(self, x, tol, full):
+        asym = jnp.sqrt(_frob(x - mT(x), x - mT(x)) / 2)
+        if full:
+            low, what = jnp.linalg.eigvalsh(sym(x))[..., 0], "smallest eigenvalue"
+        else:
+            low, what = jnp.min(jnp.diagonal(x, axis1=-2, axis2=-1), axis=-1), "diagonal"
+        bad = ~(asym <= tol) | ~(low > 0)
+        found = jnp.where(jnp.any(~(asym <= tol)), jnp.max(asym), jnp.min(low))
+        needs = (
+            f"symmetric positive definite (|x - x^T|_F / sqrt(2) <= {tol:.0e} and {what} "
+            "> 0; found is the asymmetry if too large, else the smallest value)"
+        )
+        return bad, found, needs
+
+    def _definite(self, out, flag_bad, how):
+        return refuse(self, out, flag_bad, f"`x` and `y` positive definite ({how})")
+
+    def _eigh(self, x, name="x"):
+        """`eigh(sym(x))`, with `x` refused unless its eigenvalues are positive."""
+        w, q = jnp.linalg.eigh(sym(x))
+        w = refuse(self, w, ~(w[..., 0] > 0), f"`{name}` positive definite (an eigenvalue <= 0)")
+        return w, q
+
+    def _cholesky(self, x):
+        """The Cholesky factor of `x`, refused where it does not exist."""
+        chol = jnp.linalg.cholesky(sym(x))
+        bad = ~jnp.all(jnp.isfinite(chol), axis=(-2, -1))
+        return refuse(self, chol, bad, "`x` positive definite (its Cholesky factorisation failed)")
+
     # --- embedding-level maps, common to the three metrics ----------------------------------
 
+    @manifold_method
     def project(self, x):
         w, q = jnp.linalg.eigh(sym(x))
         # A relative floor of 8 n eps lambda_max outlasts the backward error (~ n eps |X|) of
-        # a later `eigh`, so a projected float32 point is still positive definite there.
-        rel = 8 * self.n * jnp.finfo(w.dtype).eps
+        # a later `eigh`, so a projected float32 point is still positive definite there
+        # (eps of the caller's dtype: float16 points are rounded after a float32 projection).
+        rel = 8 * self.n * float(jnp.finfo(storage_dtype(x)).eps)
         floor = jnp.maximum(self.min_eigenvalue, rel * jnp.max(jnp.abs(w), axis=-1))
         return _from_eig(q, jnp.maximum(w, floor[..., None]))
 
+    @manifold_method
     def to_tangent(self, x, v):
         return sym(v)
 
+    @manifold_method
     def constraint_error(self, x):
         # Asymmetry plus violation of positive definiteness.
         asym = jnp.sqrt(_frob(x - mT(x), x - mT(x)) / 2)
         lam_min = jnp.linalg.eigvalsh(sym(x))[..., 0]
         return asym + jnp.maximum(-lam_min, 0.0)
 
+    @random_point_method
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         # I + A A^T / n: eigenvalues in [1, ~5], well conditioned even in float32.
-        a = jax.random.normal(key, tuple(shape) + (self.n, self.n), default_dtype(dtype))
+        a = jax.random.normal(key, tuple(shape) + (self.n, self.n), dtype)
         return sym(jnp.eye(self.n, dtype=a.dtype) + mm(a, mT(a)) / self.n)
 
+    @manifold_method
     def random_tangent(self, key: PRNGKeyArray, x):
         """A random tangent vector, $S$ symmetric standard normal carried to the metric:
         $X^{1/2} S X^{1/2}$ (affine), $D\\log(X)^{-1}[S]$ (log-Euclidean), so that
@@ -169,23 +231,32 @@ class SymmetricPositiveDefinite(AbstractManifold):
 
     def _lyapunov(self, x, u):
         # L with X L + L X = U, from X = Q diag(w) Q^T.
-        w, q = jnp.linalg.eigh(sym(x))
+        w, q = self._eigh(x)
         return sym(mm(mm(q, (mm(mm(mT(q), u), q)) / (w[..., :, None] + w[..., None, :])), mT(q)))
 
-    def _dlog(self, x, u, power=1):
+    def _dlog(self, x, u, power=1, name="x"):
         # D log(X)[U] (power 1), its inverse D exp(log X)[U] (power -1), or D log* D log (2).
-        w, q = jnp.linalg.eigh(sym(x))
+        w, q = self._eigh(x, name)
         gamma = _dd_log(w[..., :, None], w[..., None, :])
         return sym(mm(mm(q, gamma**power * (mm(mm(mT(q), sym(u)), q))), mT(q)))
 
+    @manifold_method
     def inner(self, x, u, v):
         if self.metric == "affine":
-            # tr(X^{-1} U X^{-1} V) (pymanopt `inner_product`)
-            return _frob(jnp.linalg.solve(x, u), mT(jnp.linalg.solve(x, v)))
+            # tr(X^{-1} U X^{-1} V) (pymanopt `inner_product`) = <L^{-1} U L^{-T},
+            # L^{-1} V L^{-T}>_F with X = L L^T: a Cholesky factor, which also checks X.
+            chol = self._cholesky(x)
+
+            def whiten(a):
+                b = jsl.solve_triangular(chol, a, lower=True)
+                return mT(jsl.solve_triangular(chol, mT(b), lower=True))
+
+            return _frob(whiten(u), whiten(v))
         if self.metric == "log_euclidean":
             return _frob(self._dlog(x, u), self._dlog(x, v))
         return 0.5 * _frob(self._lyapunov(x, u), v)  # Han et al. 2021, sec. 2
 
+    @manifold_method
     def egrad_to_rgrad(self, x, g):
         g = sym(g)
         if self.metric == "affine":
@@ -194,6 +265,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
             return self._dlog(x, g, power=-2)  # (D log* D log)^{-1} G
         return 4.0 * sym(mm(g, x))  # Han et al. 2021, Table 1
 
+    @manifold_method
     def exp(self, x, v):
         v = sym(v)
         if self.metric == "affine":
@@ -204,6 +276,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
         lv = self._lyapunov(x, v)
         return sym(x + v + mm(mm(lv, x), lv))
 
+    @manifold_method
     def log(self, x, y):
         if self.metric == "affine":
             xh, xih = _sqrtm(x), _invsqrtm(x)
@@ -213,6 +286,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
         xh, xih = _sqrtm(x), _invsqrtm(x)
         return 2.0 * sym(mm(mm(xh, _sqrtm(mm(mm(xh, y), xh))), xih)) - 2.0 * sym(x)
 
+    @manifold_method
     def distance(self, x, y):
         if self.metric == "affine":
             xih = _invsqrtm(x)
@@ -228,17 +302,22 @@ class SymmetricPositiveDefinite(AbstractManifold):
         d = xh - mm(mm(yh, a), bt)
         return jnp.sqrt(_frob(d, d))
 
+    @manifold_method
     def retract(self, x, v):
         if self.metric == "affine" and self.retraction != "exp":
             v = sym(v)
-            # Jeuris et al. 2012; pymanopt `retraction`: = ½X + ½(X+V)X⁻¹(X+V) ≻ 0.
-            y = x + v + mm(0.5 * v, jnp.linalg.solve(x, v))
+            # Jeuris et al. 2012; pymanopt `retraction`: = ½X + ½(X+V)X⁻¹(X+V) ≻ 0. X⁻¹V by
+            # the Cholesky factor, which refuses an indefinite X (whose result `project`
+            # would otherwise clip to a positive definite matrix, silently).
+            chol = self._cholesky(x)
+            y = x + v + mm(0.5 * v, jsl.cho_solve((chol, True), v))
         else:
             y = self.exp(x, v)
         # `project` is the identity in exact arithmetic; in float32 an ill-conditioned
         # result can round an eigenvalue to zero or below.
         return self.project(y)
 
+    @manifold_method
     def transport(self, x, y, v):
         v = sym(v)
         if self.metric == "affine":
@@ -246,7 +325,9 @@ class SymmetricPositiveDefinite(AbstractManifold):
             # (Sra & Hosseini 2015; Manopt `sympositivedefinitefactory` `paralleltransp`).
             xh, xih = _sqrtm(x), _invsqrtm(x)
             e = mm(mm(xh, _sqrtm(mm(mm(xih, y), xih))), xih)
+            bad = ~jnp.all(jnp.isfinite(e), axis=(-2, -1))
+            e = self._definite(e, bad, "the transport operator is not finite")
             return sym(mm(mm(e, v), mT(e)))
         if self.metric == "log_euclidean":
-            return self._dlog(y, self._dlog(x, v), power=-1)
+            return self._dlog(y, self._dlog(x, v), power=-1, name="y")
         return v

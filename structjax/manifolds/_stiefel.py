@@ -6,7 +6,18 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
-from ._base import AbstractManifold, batch_inner, default_dtype, mm, mT, skew, sym
+from ._base import (
+    AbstractManifold,
+    batch_inner,
+    frobenius_defect,
+    manifold_method,
+    mm,
+    mT,
+    random_point_method,
+    refuse,
+    skew,
+    sym,
+)
 
 RETRACTIONS = ("qr", "polar", "cholesky_qr", "cayley", "cayley_iterative")
 
@@ -72,6 +83,23 @@ def _inv_sqrt_series(s, eta):
     return jax.lax.while_loop(cond, body, init)[3]
 
 
+def _inv_sqrt_first(s, eta):
+    del eta
+    eye = jnp.eye(s.shape[-1], dtype=s.dtype)
+    return 1.5 * eye - 0.5 * s
+
+
+def _inv_sqrt_eigh_branch(s, eta):
+    del eta
+    return _inv_sqrt_eigh(s)
+
+
+# Module-level branches: `lax.switch` caches its traced branches by function identity, so
+# an eager call reuses the compiled program. Closures built per call (as these once were)
+# made every eager `polar` compile a new XLA program (0.2-1 s a call).
+_INV_SQRT_BRANCHES = (_inv_sqrt_first, _inv_sqrt_series, _inv_sqrt_eigh_branch)
+
+
 @jax.custom_jvp
 def inv_sqrt(s):
     """$S^{-1/2}$ for symmetric positive definite $S$: by the binomial series in $S - I$ when
@@ -85,11 +113,7 @@ def inv_sqrt(s):
     # size ~1e-2 in float32): a branch of its own, as the loop costs more than its work.
     one_term = 0.375 * eta**2 <= jnp.finfo(s.dtype).eps / 4
     branch = jnp.where(one_term, 0, jnp.where(eta <= _SERIES_RADIUS, 1, 2))
-    return jax.lax.switch(
-        branch,
-        [lambda a: 1.5 * eye - 0.5 * a, lambda a: _inv_sqrt_series(a, eta), _inv_sqrt_eigh],
-        s,
-    )
+    return jax.lax.switch(branch, _INV_SQRT_BRANCHES, s, eta)
 
 
 @inv_sqrt.defjvp
@@ -106,6 +130,7 @@ def _newton_schulz(y):
     return mm(y, 1.5 * jnp.eye(y.shape[-1], dtype=y.dtype) - 0.5 * (mm(mT(y), y)))
 
 
+@jax.jit
 def polar(a):
     """The orthonormal polar factor $A (A^\\top A)^{-1/2}$, the nearest matrix with
     orthonormal columns (Higham 2008, *Functions of Matrices*, Thm 8.4), through `inv_sqrt`
@@ -165,6 +190,7 @@ def cayley_iterative(x, v, iterations: int):
     return _cholesky_qr(y)
 
 
+@jax.jit
 def _expm(a):
     with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
         return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
@@ -208,18 +234,32 @@ class Stiefel(AbstractManifold):
       Converges to `"cayley"` as the iterations grow (for $\\|W\\|_2 < 2$); same order.
       ~$(4k + 3) np^2 + O(p^3)$.
 
+    **Checks.** `exp` and every eager call refuse a base point with
+    $\\|X^\\top X - I\\|_F >$ `point_tolerance` (1e-8 in float64, 1e-4 in float32), a Gram
+    product; under `jit` the hot-path methods (`to_tangent`, `egrad_to_rgrad`, `retract`,
+    `inner`, `transport`) test only $|\\,\\|X\\|_F^2 - p\\,|/\\sqrt p$ (a norm, which the full
+    error bounds from above), so as not to add an $np^2$ product to a step. `check_point`
+    applies the full test. A retraction whose $X + V$ is rank deficient (never for a tangent
+    $V$: $X^\\top(X + V) = I + X^\\top V$ with $X^\\top V$ skew is invertible) is refused where
+    it would return a non-finite point.
+
     **Arguments:**
 
     - `n`, `p`: points have shape `(..., n, p)`, with `1 <= p <= n`.
     - `retraction`: one of `"polar"` (default), `"qr"`, `"cholesky_qr"`, `"cayley"`,
       `"cayley_iterative"`.
     - `cayley_iterations`: the iterations of `"cayley_iterative"`.
+    - `checks`: `False` turns off the value checks (keyword-only).
+
+    **Raises:** `ValueError` for `p > n`, `p < 1`, an unknown retraction or
+    `cayley_iterations < 1`; see **Checks**.
     """
 
     n: int = eqx.field(static=True)
     p: int = eqx.field(static=True)
     retraction: str = eqx.field(static=True, default="polar")
     cayley_iterations: int = eqx.field(static=True, default=2)
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
         if self.p > self.n:
@@ -239,28 +279,40 @@ class Stiefel(AbstractManifold):
     def point_shape(self):
         return (self.n, self.p)
 
+    def _off(self, x, tol, full):
+        what = "|x^T x - I|_F" if full else "|(|x|_F^2 - p)| / sqrt(p)"
+        err = stiefel_error(x) if full else frobenius_defect(x, self.p)
+        return ~(err <= tol), jnp.max(err), f"orthonormal columns ({what} <= {tol:.0e})"
+
+    @manifold_method
     def project(self, x):
         return polar(x)
 
+    @manifold_method
     def to_tangent(self, x, v):
         return v - mm(x, sym(mm(mT(x), v)))
 
+    @manifold_method
     def egrad_to_rgrad(self, x, g):
         return self.to_tangent(x, g)
 
+    @manifold_method
     def retract(self, x, v):
         if self.retraction == "qr":
-            return qf(x + v)
-        if self.retraction == "polar":
+            y = qf(x + v)
+        elif self.retraction == "polar":
             # A (A^T A)^{-1/2} equals (X + V)(I + V^T V)^{-1/2} for tangent V, and also pulls
             # a slightly non-orthonormal X back (no drift in float32).
-            return polar(x + v)
-        if self.retraction == "cholesky_qr":
-            return cholesky_qr2(x + v)
-        if self.retraction == "cayley":
-            return cayley(x, v)
-        return cayley_iterative(x, v, self.cayley_iterations)
+            y = polar(x + v)
+        elif self.retraction == "cholesky_qr":
+            y = cholesky_qr2(x + v)
+        elif self.retraction == "cayley":
+            y = cayley(x, v)
+        else:
+            y = cayley_iterative(x, v, self.cayley_iterations)
+        return refuse_rank_deficient(self, y, x + v)
 
+    @manifold_method
     def exp(self, x, v):
         """The geodesic of the embedded metric, $[X, V]\\exp\\begin{pmatrix} A & -S \\\\ I & A
         \\end{pmatrix} \\begin{pmatrix} I \\\\ 0 \\end{pmatrix} \\exp(-A)$ with $A = X^\\top V$,
@@ -278,17 +330,43 @@ class Stiefel(AbstractManifold):
         e = _expm(block)[..., :, :p]
         return mm(mm(jnp.concatenate([x, v], axis=-1), e), _expm(-a))
 
+    @manifold_method
     def inner(self, x, u, v):
         return batch_inner(u, v, 2)
 
+    @manifold_method
     def transport(self, x, y, v):
         return self.to_tangent(y, v)
 
+    @manifold_method
     def constraint_error(self, x):
-        eye = jnp.eye(self.p, dtype=x.dtype)
-        return jnp.linalg.norm(mm(mT(x), x) - eye, axis=(-2, -1))
+        return stiefel_error(x)
 
+    @random_point_method
     def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
         """Haar-distributed points: the sign-fixed QR of a Gaussian matrix (Mezzadri 2007)."""
-        g = jax.random.normal(key, tuple(shape) + (self.n, self.p), default_dtype(dtype))
+        g = jax.random.normal(key, tuple(shape) + (self.n, self.p), dtype)
         return qf(g)
+
+
+def stiefel_error(x):
+    """$\\|X^\\top X - I\\|_F$, one number per matrix."""
+    eye = jnp.eye(x.shape[-1], dtype=x.dtype)
+    return jnp.linalg.norm(mm(mT(x), x) - eye, axis=(-2, -1))
+
+
+def refuse_rank_deficient(manifold, y, a):
+    """`y`, refused where it is not finite although `a` (= X + V) is: an orthonormalisation
+    of a rank-deficient matrix. NaN in `a` passes through (for `optax.apply_if_finite`)."""
+
+    def finite(z):
+        return jnp.all(jnp.isfinite(z), axis=(-2, -1))
+
+    bad = finite(a) & ~finite(y)
+    return refuse(
+        manifold,
+        y,
+        bad,
+        "`x + v` of full column rank (v = -x, or another non-tangent v, "
+        "can make it rank deficient)",
+    )

@@ -1,13 +1,21 @@
 """The conformance checks every manifold passes; `cases.py` lists the manifolds."""
 
 import dataclasses
+import math
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from structjax._guards import point_tolerance
 from structjax.check import check_retraction, check_rgrad, constraint_error
+from tests.helpers import assert_refused, compilations
+
+
+def _scaled(x):
+    return 3.0 * x
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +28,13 @@ class Case:
     isometric_transport: bool = False
     has_exp: bool = False
     tol: float = 1e-12
+    # A point off the manifold made from one on it (None: every point is on it).
+    off: callable = _scaled
+    # False for a variant (another retraction, curvature) of a manifold listed already:
+    # the checks of the shared method wrapper run on the first of its kind only.
+    variant: bool = False
+    # The 16-bit dtypes of the 10^3-step walk of `check_16bit`.
+    walk_16bit: tuple = (jnp.float16, jnp.bfloat16)
 
 
 def _test_function(x):
@@ -130,6 +145,123 @@ def float32_walk_error(m, steps: int = 10_000, scale: float = 0.1):
     return float(jnp.max(errors))
 
 
+def _calls(m, case, key, x, y, v):
+    """Every public method with a base point, as a function of that point (and, marked
+    `y`, of the second point of `transport`/`log`/`distance`)."""
+    calls = {
+        "to_tangent": lambda b: m.to_tangent(b, v),
+        "egrad_to_rgrad": lambda b: m.egrad_to_rgrad(b, v),
+        "retract": lambda b: m.retract(b, 0.1 * v),
+        "inner": lambda b: m.inner(b, v, v),
+        "norm": lambda b: m.norm(b, v),
+        "transport": lambda b: m.transport(b, y, v),
+        "transport-y": lambda b: m.transport(x, b, v),
+        "random_tangent": lambda b: m.random_tangent(key, b),
+    }
+    if case.has_exp:
+        calls |= {
+            "exp": lambda b: m.exp(b, 0.1 * v),
+            "log": lambda b: m.log(b, y),
+            "log-y": lambda b: m.log(x, b),
+            "distance": lambda b: m.distance(b, y),
+        }
+    return calls
+
+
+def _points(m, key, dtype=jnp.float64, shape=(2,)):
+    k1, k2, k3 = jax.random.split(key, 3)
+    x = m.random_point(k1, shape, dtype)
+    # y near x, so that log is defined on every manifold (Grassmann, Orthogonal).
+    y = m.retract(x, 0.3 * m.random_tangent(k2, x))
+    return x, y, m.random_tangent(k3, x)
+
+
+def check_refusals(case: Case, key):
+    """Off-manifold base points are refused by every method eagerly (`ValueError`, the full
+    test), and under `jit` by a hot-path method (`retract`, the cheap test), by
+    `check_point` (the full test) and, where it exists, by `log` at its second point (one
+    runtime check for two points). Wrong dtypes and shapes are refused at trace time.
+    `checks=False` turns the value checks off."""
+    m = case.make()
+    x, y, v = _points(m, key)
+    wrong_shape = jnp.concatenate([v, v[..., :1]], axis=-1)
+    assert_refused(lambda v: m.retract(x, v), wrong_shape, match="trailing shape")
+    for bad_dtype in (jnp.int32, jnp.complex128, bool):
+        assert_refused(lambda x: m.retract(x, v), x.astype(bad_dtype), match="real floating")
+    with pytest.raises(TypeError, match="real floating dtype"):
+        m.random_point(key, (), jnp.int32)
+    if case.off is None:
+        return
+    bad = case.off(x)
+    for name, call in _calls(m, case, key, x, y, v).items():
+        arg = "y" if name.endswith("-y") else "x"
+        with pytest.raises(ValueError, match=f"needs `{arg}`"):
+            call(bad)
+    assert_refused(lambda b: m.retract(b, 0.1 * v), bad, match="retract.*needs `x`", eager=False)
+    assert_refused(lambda b: m.check_point(b), bad, match="check_point.*needs `x`", eager=False)
+    if case.has_exp:
+        assert_refused(lambda b: m.log(x, b), bad, match="log.*needs `y`", eager=False)
+    assert m.check_point(x) is x
+    unchecked = dataclasses.replace(m, checks=False)
+    assert unchecked.retract(bad, 0.1 * v).shape == x.shape  # no refusal
+    assert unchecked.check_point(bad) is bad
+
+
+def check_16bit(case: Case, key):
+    """float16 and bfloat16 points work in every method (computed in float32, cast back)
+    and stay on the manifold over 10^3 retractions, to 10 eps sqrt(size) of their dtype
+    (`point_tolerance`): each step is computed in float32 from the stored point, so the
+    error is that of one rounding to the dtype (~eps sqrt(size)/2) and does not grow."""
+    m = case.make()
+    size = math.prod(m.point_shape)
+    for dtype in case.walk_16bit:
+        x = m.random_point(key, (), dtype)
+        assert x.dtype == dtype
+
+        @jax.jit
+        def run(x):
+            def body(x, k):
+                return m.retract(x, 0.1 * m.random_tangent(k, x)), None
+
+            end, _ = jax.lax.scan(body, x, jax.random.split(key, 1000))
+            if case.variant:  # the other methods are those of the first of its kind
+                return end, m.constraint_error(end), []
+            v = m.random_tangent(key, x)
+            y = m.retract(x, 0.3 * v)
+            outs = [m.project(x), m.to_tangent(x, v), m.egrad_to_rgrad(x, v), m.inner(x, v, v),
+                    m.transport(x, y, v), m.constraint_error(x)]  # fmt: skip
+            if case.has_exp:
+                outs += [m.exp(x, 0.1 * v), m.log(x, y), m.distance(x, y)]
+            return end, m.constraint_error(end), outs
+
+        end, err, outs = run(x)
+        assert end.dtype == dtype
+        for out in outs:
+            assert out.dtype == dtype
+            assert bool(jnp.all(jnp.isfinite(out.astype(jnp.float32))))
+        tol = point_tolerance(dtype, size)
+        assert float(err) <= tol, (dtype, float(err), tol)
+
+
+def check_no_recompile(case: Case, key):
+    """A second eager call of every method with the same shapes compiles nothing."""
+    m = case.make()
+    x, y, v = _points(m, key)
+    calls = list(_calls(m, case, key, x, y, v).values())
+    calls += [
+        m.project,
+        m.constraint_error,
+        m.check_point,
+        lambda b: m.random_point(key, (2,), jnp.float64),
+    ]
+    for call in calls:
+        jax.block_until_ready(call(x))
+    before = compilations()
+    for call in calls:
+        jax.block_until_ready(call(x))
+    assert compilations() == before
+
+
 # Every check a manifold goes through; `check_exp_log` only where `has_exp`.
 CHECKS = [
     check_points_and_tangents,
@@ -139,8 +271,13 @@ CHECKS = [
     check_transformations,
     check_float32,
     check_exp_log,
+    check_refusals,
+    check_16bit,
+    check_no_recompile,
 ]
 
 
 def applies(case: Case, check) -> bool:
+    if check is check_refusals:
+        return not case.variant
     return check is not check_exp_log or case.has_exp
