@@ -21,6 +21,9 @@ import structjax.integrators as si
 
 from ..helpers import METHODS
 
+# diffrax warns on every complex state ("work in progress"); its own tests expect the warning.
+pytestmark = pytest.mark.filterwarnings("ignore:Complex dtype support in Diffrax")
+
 GAMMA = 0.3
 # Every splitting solver: the named methods, the compositions, and conformal lifts (of a
 # general table, of an RKN table and of a scanned composition).
@@ -194,7 +197,7 @@ def test_reverse_time_complex_pytree_control_dense_output(make):
     assert slope_err < _hermite_bound(nodes, h, True), (slope_err, nodes)
 
 
-@pytest.mark.parametrize("make", [si.VelocityVerlet, si.McAte4, si.KahanLi8, si.SymplecticEuler])
+@pytest.mark.parametrize("make", [si.VelocityVerlet, si.KahanLi8])
 def test_reverse_time_mirrors_forward_time(make):
     """diffrax's `test_reverse_time` exactly: integrating f from t = 1 back to 0 is
     integrating g(t, y) = -f(-t, y) from -1 to 0; `SaveAt(ts)`, `evaluate` and `derivative`
@@ -282,7 +285,7 @@ def test_float32_complex64_and_integer_times():
     """diffrax's `test_basic` dtypes: complex64 states with float32 times stay complex64."""
     y0 = (jnp.array([1.0 + 0.5j], jnp.complex64), jnp.array([0.25j], jnp.complex64))
     t = jnp.float32
-    for solver in (si.VelocityVerlet(), si.KahanLi8(), si.conformal(si.McAte42(), 0.1)):
+    for solver in (si.KahanLi8(), si.conformal(si.McAte42(), 0.1)):
         sol = diffrax.diffeqsolve((TERM_Q, _term_p(0.0)), solver, t(0), t(1), t(0.05), y0)
         assert all(x.dtype == jnp.complex64 for x in jtu.tree_leaves(sol.ys))
         ref = diffrax.diffeqsolve(
@@ -323,8 +326,8 @@ def test_complex_increment_for_a_real_state_is_refused():
 
 @pytest.mark.parametrize(
     "make",
-    [si.VelocityVerlet, si.McAte4, si.KahanLi8, lambda: si.conformal(si.BlanesMoan6(), GAMMA)],
-    ids=["VelocityVerlet", "McAte4", "KahanLi8", "conformal(BlanesMoan6)"],
+    [si.McAte4, lambda: si.conformal(si.BlanesMoan6(), GAMMA)],
+    ids=["McAte4", "conformal(BlanesMoan6)"],
 )
 def test_vmap_and_event_forward_and_backward(make):
     """diffrax's `test_vmap_y0` and `test_event` patterns: a batch of initial states solved
