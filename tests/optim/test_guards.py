@@ -460,3 +460,18 @@ def test_apply_if_finite_skips_a_nan_step(name):
     for a, b in zip(jtu.tree_leaves(inner), jtu.tree_leaves(s)):
         assert np.array_equal(a, b)
     assert bool(jnp.all(jnp.isfinite(x)))
+
+
+def test_repeated_eager_updates_compile_nothing_with_polar_and_cayley_retractions():
+    """The retractions that once recompiled per eager call (the polar one among them)."""
+    for retraction in ("polar", "cayley"):
+        m = sm.Stiefel(5, 2, retraction)
+        x = _point(m)
+        opt = so.riemannian_adam(0.02, manifolds=m)
+        state = opt.init(x)
+        for _ in range(2):
+            updates, state = opt.update(_grad(x), state, x)
+        before = compilations()
+        updates, state = opt.update(_grad(x), state, x)
+        jax.block_until_ready(updates)
+        assert compilations() == before, retraction
