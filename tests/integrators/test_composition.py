@@ -114,7 +114,7 @@ def test_bad_tables_refused():
         si.SplittingTableau("kick", (0.5, 1.0, 0.5), order=2, rkn=True, general_order=3)
     with pytest.raises(ValueError, match="one order"):
         si.SplittingTableau("kick", (0.5, 1.0, 0.5), order=2, general_order=1)
-    with pytest.raises(ValueError, match="'drift' or 'kick'"):
+    with pytest.raises((ValueError, TypeError), match="'drift' or 'kick'|'ops'"):
         si.SplittingTableau.from_ops([("push", 1.0), ("drift", 1.0)], order=1)
     with pytest.raises((ValueError, TypeError), match="integer order|'order'"):
         si.Composition(si.VelocityVerlet(), (1.0,), order=2.0)
