@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 # Property tests (tests/test_properties.py): a fixed number of examples, no deadline (the
 # first example of a configuration compiles), derandomised in CI so its time and outcome are
@@ -17,6 +17,9 @@ settings.register_profile(
     derandomize=os.environ.get("CI", "").lower() == "true",
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     print_blob=True,
+    # No "explain" phase: re-running a failing example under tracing to explain it costs
+    # minutes of compilation here and adds nothing the failure message does not say.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
 )
 settings.load_profile("structjax")
 
