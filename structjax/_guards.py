@@ -163,3 +163,31 @@ def hyperparameter(
     a = np.asarray(value)
     bad = np.isnan(a) | ~np.asarray(ok(a), bool)
     return guard(value, bad, f"`{call}` needs {name} {expected}, got {name}={value!r}.")
+
+
+def hyperparameters(
+    specs: list[tuple[Any, str, Callable[[Any], Any], str]],
+    call: str,
+    *,
+    checks: bool = True,
+) -> list[Any]:
+    """`hyperparameter` for several values at once: `specs` is a list of
+    `(value, name, ok, expected)`. Concrete values are checked at once, each by name; the
+    traced ones (as under `optax.inject_hyperparams`, rebuilt inside every step) share **one**
+    run-time check (`equinox.branched_error_if`, whose message names the first bad one), so a
+    step pays one conditional, not one per hyperparameter. Returns the values to use, in order.
+    """
+    out = [value if callable(value) or not checks or is_traced(value)
+           else hyperparameter(value, call, name, ok, expected)
+           for value, name, ok, expected in specs]  # fmt: skip
+    traced = [i for i, (v, *_rest) in enumerate(specs)
+              if checks and not callable(v) and is_traced(v)]  # fmt: skip
+    if not traced:
+        return out
+    bad = jnp.stack([jnp.any(~(specs[i][2](out[i]) & ~jnp.isnan(out[i]))) for i in traced])
+    messages = tuple(f"`{call}` needs {specs[i][1]} {specs[i][3]}." for i in traced)
+    guarded = eqx.branched_error_if(tuple(out[i] for i in traced), jnp.any(bad),
+                                    jnp.argmax(bad), messages)  # fmt: skip
+    for i, v in zip(traced, guarded):
+        out[i] = v
+    return out

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
-from .._guards import hyperparameter
+from .._guards import hyperparameters
 from ._tree import (
     as_dtype,
     check_on_manifolds,
@@ -105,20 +105,22 @@ def riemannian_step(
 ) -> optax.GradientTransformation:
     """The batched Riemannian step (see the module docstring); `bound(m, x, u)` shrinks the
     scaled step `u` before the retraction (the Cayley optimisers' step bound)."""
+    lr_spec = [] if callable(learning_rate) else [(learning_rate, "learning_rate", lr_ok,
+                                                   lr_expected)]  # fmt: skip
     if adam:
-        b1 = hyperparameter(b1, call, "b1", _unit_interval, "in [0, 1)", checks=checks)
-        b2 = hyperparameter(b2, call, "b2", _unit_interval, "in [0, 1)", checks=checks)
-        eps = hyperparameter(eps, call, "eps", lambda v: (v >= 0) & (v < jnp.inf),
-                             "finite and >= 0", checks=checks)  # fmt: skip
+        b1, b2, eps, *lr = hyperparameters(
+            [(b1, "b1", _unit_interval, "in [0, 1)"), (b2, "b2", _unit_interval, "in [0, 1)"),
+             (eps, "eps", lambda v: (v >= 0) & (v < jnp.inf), "finite and >= 0"), *lr_spec],
+            call, checks=checks)  # fmt: skip
         buffer = True
     else:
-        momentum = hyperparameter(momentum, call, "momentum", _unit_interval, "in [0, 1)",
-                                  checks=checks)  # fmt: skip
+        momentum, *lr = hyperparameters(
+            [(momentum, "momentum", _unit_interval, "in [0, 1)"), *lr_spec], call, checks=checks
+        )
         # A Python 0 builds no buffer; an array (as under inject_hyperparams) always does.
         buffer = not (isinstance(momentum, (int, float)) and momentum == 0)
-    if not callable(learning_rate):
-        learning_rate = hyperparameter(learning_rate, call, "learning_rate", lr_ok,
-                                       lr_expected, checks=checks)  # fmt: skip
+    if lr:
+        learning_rate = lr[0]
 
     def init_fn(params):
         check_params(params, f"{call}.init")
