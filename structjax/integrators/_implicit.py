@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax
+from diffrax._term import WrapTerm  # what diffeqsolve wraps every term in (no public name)
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,11 +19,21 @@ import optimistix as optx
 from .._guards import guard
 
 
-def hermite_step(solver, terms, t0, t1, y0, y1, args, h, state, result):
+def increment(term, t, y, args, control):
+    """`term.prod(term.vf(t, y, args), control)` in `y`'s dtypes: the increment over a step
+    whose control is `control`, as diffrax's own solvers build it (the control carries the
+    sign of a backward solve and may be a pytree; the field need only be `prod`-compatible
+    with the state)."""
+    return jtu.tree_map(lambda k, v: jnp.asarray(k).astype(jnp.result_type(v)),
+                        term.vf_prod(t, y, args, control), y)  # fmt: skip
+
+
+def hermite_step(solver, terms, t0, t1, y0, y1, args, state, result):
     """The return of `diffrax.AbstractSolver.step` for the implicit and constrained solvers:
-    `y1` with the cubic Hermite dense output of `solver.func` at both ends."""
-    k0 = jtu.tree_map(lambda v: h * v, solver.func(terms, t0, y0, args))
-    k1 = jtu.tree_map(lambda v: h * v, solver.func(terms, t1, y1, args))
+    `y1` with the cubic Hermite dense output whose slopes are `solver.increment` (the vector
+    field times the step's control) at both ends."""
+    k0 = solver.increment(terms, t0, t1, t0, y0, args)
+    k1 = solver.increment(terms, t0, t1, t1, y1, args)
     return y1, None, dict(y0=y0, y1=y1, k0=k0, k1=k1), state, result
 
 
@@ -199,28 +210,32 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
             )
         return None
 
-    def _stages(self, terms, t0, h, y0, args):
+    def _stages(self, terms, t0, t1, y0, args):
+        h = t1 - t0
         tab = self.tableau
         s = tab.stages
         dtype = jnp.result_type(*jtu.tree_leaves(y0))
-        hy = jnp.asarray(h).astype(dtype)  # the step in the state's precision
         a = jnp.asarray(tab.a, dtype)
         c_t = jnp.asarray(tab.c, jnp.result_type(t0, h))
         c = c_t.astype(dtype)
 
+        control = terms.contr(t0, t1)
+
         def field(z):
-            # f at every stage: leaves of shape (s, ...)
+            # The increment K_i = prod(f(t0 + c_i h, y0 + Z_i), control) at every stage:
+            # leaves of shape (s, ...). The control (not h) carries a backward solve's sign.
             return jax.vmap(
-                lambda ci, zi: terms.vf(t0 + ci * h, jtu.tree_map(jnp.add, y0, zi), args)
+                lambda ci, zi: increment(terms, t0 + ci * h, jtu.tree_map(jnp.add, y0, zi), args,
+                                         control)  # fmt: skip
             )(c_t, z)
 
         def phi(z, _):
-            fz = field(z)
-            return jtu.tree_map(lambda f: (hy * jnp.tensordot(a, f, axes=1)).astype(f.dtype), fz)
+            kz = field(z)
+            return jtu.tree_map(lambda k: jnp.tensordot(a, k, axes=1).astype(k.dtype), kz)
 
-        # the predictor: every stage at the explicit-Euler guess h c_i f(t0, y0)
-        f0 = terms.vf(t0, y0, args)
-        z0 = jtu.tree_map(lambda f: hy * c.reshape((s,) + (1,) * f.ndim) * f, f0)
+        # the predictor: every stage at the explicit-Euler guess c_i K(t0, y0)
+        k0 = increment(terms, t0, y0, args, control)
+        z0 = jtu.tree_map(lambda k: c.reshape((s,) + (1,) * k.ndim) * k, k0)
         root_finder = self.root_finder
         if root_finder is None:
             # Fixed-point iteration, to 1e-13 in float64 (100 eps below): the method of choice
@@ -247,17 +262,18 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
         return sol.value, field(sol.value), diffrax.RESULTS.promote(sol.result)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        h = t1 - t0
-        _, fz, result = self._stages(terms, t0, h, y0, args)
+        _, kz, result = self._stages(terms, t0, t1, y0, args)
         dtype = jnp.result_type(*jtu.tree_leaves(y0))
-        hy = jnp.asarray(h).astype(dtype)
         b = jnp.asarray(self.tableau.b, dtype)
-        y1 = jtu.tree_map(lambda y, f: y + (hy * jnp.tensordot(b, f, axes=1)).astype(y.dtype),
-                          y0, fz)  # fmt: skip
-        return hermite_step(self, terms, t0, t1, y0, y1, args, hy, None, result)
+        y1 = jtu.tree_map(lambda y, k: y + jnp.tensordot(b, k, axes=1).astype(y.dtype), y0, kz)
+        return hermite_step(self, terms, t0, t1, y0, y1, args, None, result)
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
+
+    def increment(self, terms, t0, t1, t, y, args):
+        """The field at `(t, y)` times the control of the step `[t0, t1]`."""
+        return increment(terms, t, y, args, terms.contr(t0, t1))
 
     def one_step(self, terms, t0, h, y0, args=None):
         """One step as a pure function (for certificates); raises if a solve failed."""
@@ -274,6 +290,12 @@ def GaussLegendre(stages: int = 2, root_finder=None, max_steps: int = 100):  # n
 def ImplicitMidpoint(root_finder=None, max_steps: int = 100):  # noqa: N802
     """The implicit midpoint rule, order 2: the 1-stage Gauss–Legendre method."""
     return GaussLegendre(1, root_finder, max_steps)
+
+
+def _unwrap(term):
+    """The user's term inside diffrax's `WrapTerm` (which `diffeqsolve` puts around every
+    term, to run backward solves in negated time)."""
+    return term.term if isinstance(term, WrapTerm) else term
 
 
 class HamiltonianTerm(diffrax.AbstractTerm):
@@ -334,7 +356,7 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
         return None
 
     def init(self, terms, t0, t1, y0, args):
-        if not isinstance(terms, HamiltonianTerm):
+        if not isinstance(_unwrap(terms), HamiltonianTerm):
             raise ValueError(
                 "GeneralizedLeapfrog needs `terms = structjax.integrators.HamiltonianTerm(H)`, "
                 f"to take dH/dq and dH/dp apart; got {type(terms).__name__}."
@@ -342,10 +364,12 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
         return None
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        ham = terms.hamiltonian
+        ham = _unwrap(terms).hamiltonian
         q0, p0 = y0
         dtype = jnp.result_type(*jtu.tree_leaves(y0))
-        half = 0.5 * jnp.asarray(t1 - t0).astype(dtype)
+        # The step in real time: the term's control (negative in diffeqsolve's backward
+        # solves, which run in negated time through a `WrapTerm`).
+        half = 0.5 * jnp.asarray(terms.contr(t0, t1)).astype(dtype)
         dh_dq = jax.grad(ham, argnums=0)
         dh_dp = jax.grad(ham, argnums=1)
         root_finder = self.root_finder
@@ -378,10 +402,14 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
             diffrax.RESULTS.promote(sol_q.result),
             diffrax.RESULTS.promote(sol_p.result),
         )
-        return hermite_step(self, terms, t0, t1, y0, y1, args, 2 * half, None, result)
+        return hermite_step(self, terms, t0, t1, y0, y1, args, None, result)
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
+
+    def increment(self, terms, t0, t1, t, y, args):
+        """The field at `(t, y)` times the control of the step `[t0, t1]`."""
+        return increment(terms, t, y, args, terms.contr(t0, t1))
 
     def one_step(self, terms, t0, h, y0, args=None):
         """One step as a pure function (for certificates); raises if a solve failed."""

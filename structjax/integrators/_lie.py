@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax
+from diffrax._term import WrapTerm  # what diffeqsolve wraps every term in (no public name)
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -171,6 +172,10 @@ class LieGroupRK(diffrax.AbstractSolver):
 
     def _algebra(self, terms, t, y, args):
         # The raw vector field: ODETerm.vf would broadcast the algebra element to y's shape.
+        # Under `diffeqsolve` the term is wrapped (`WrapTerm`), its time reversed for
+        # a backward solve: the field is evaluated at the real time t * direction.
+        if isinstance(terms, WrapTerm):
+            t, terms = t * terms.direction, terms.term
         a = terms.vector_field(t, y, args)
         self._check_algebra(a, y)
         return a
@@ -204,7 +209,8 @@ class LieGroupRK(diffrax.AbstractSolver):
                 )
 
     def init(self, terms, t0, t1, y0, args):
-        if type(terms) is not diffrax.ODETerm:
+        base = terms.term if isinstance(terms, WrapTerm) else terms
+        if type(base) is not diffrax.ODETerm:
             raise ValueError(
                 f"`{self._call}` takes one `diffrax.ODETerm` whose vector field returns "
                 f"the Lie-algebra element A(t, y) of y' = A y, got {type(terms).__name__}."
@@ -241,7 +247,9 @@ class LieGroupRK(diffrax.AbstractSolver):
         a, b, c = self.tableau
         s = len(b)
         dtype = jnp.result_type(*jtu.tree_leaves(y0))
-        hy = jnp.asarray(h).astype(dtype)
+        # The step in real time is the term's control (-h for diffeqsolve's backward solves,
+        # which run in negated time through a `WrapTerm`), as diffrax's own solvers take it.
+        hy = jnp.asarray(terms.contr(t0, t1)).astype(dtype)
         exp_tree = lambda w: jtu.tree_map(self._exp, w)  # noqa: E731
         ks = []
         if self.kind == "rkmk":

@@ -15,7 +15,7 @@ from jax.flatten_util import ravel_pytree
 
 from .._guards import guard, point_tolerance
 from ..check._hamiltonian import constraint_violation
-from ._implicit import check_solver_fields, checked_one_step, hermite_step
+from ._implicit import check_solver_fields, checked_one_step, hermite_step, increment
 from ._splitting import _check_terms
 
 
@@ -106,7 +106,9 @@ class Rattle(diffrax.AbstractSolver):
         flat_q0, unravel_q = ravel_pytree(q0)
         flat_p0, unravel_p = ravel_pytree(p0)
         dtype = flat_q0.dtype
-        hh = jnp.asarray(h).astype(dtype)
+        # The step in real time: the term's control (negative in diffeqsolve's backward
+        # solves, which run in negated time through a `diffrax.WrapTerm`).
+        hh = jnp.asarray(term_q.contr(t0, t1)).astype(dtype)
 
         def g(x):
             return jnp.ravel(self.constraint(unravel_q(x), args))
@@ -157,12 +159,18 @@ class Rattle(diffrax.AbstractSolver):
             diffrax.RESULTS.promote(sol_m.result),
             diffrax.RESULTS.promote(sol.result),
         )
-        return hermite_step(self, terms, t0, t1, y0, y1, args, hh, solver_state, result)
+        return hermite_step(self, terms, t0, t1, y0, y1, args, solver_state, result)
 
     def func(self, terms, t0, y0, args):
         # The unconstrained vector field (for dense output only).
         q, p = y0
         return terms[0].vf(t0, p, args), terms[1].vf(t0, q, args)
+
+    def increment(self, terms, t0, t1, t, y, args):
+        """The unconstrained field at `(t, y)` times the step's controls (dense output)."""
+        q, p = y
+        return (increment(terms[0], t, p, args, terms[0].contr(t0, t1)),
+                increment(terms[1], t, q, args, terms[1].contr(t0, t1)))  # fmt: skip
 
     def one_step(self, terms, t0, h, y0, args=None):
         """One step as a pure function (for certificates); raises if the solve failed."""
