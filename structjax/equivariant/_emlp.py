@@ -11,9 +11,9 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import compute_dtype
-from ..manifolds._base import mm
+from .._linalg import mm
 from ._basis import equivariant_basis
-from ._checks import check_param_dtype, in_float32, is_16bit, static_int, upcast
+from .._guards import check_param_dtype, in_float32, is_16bit, static_int, upcast
 from ._groups import Group
 from ._reps import (
     AbstractRep,

@@ -31,7 +31,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._guards import check_real_floating, guard, is_traced
-from ._checks import check_param_dtype, static_int
+from .._guards import check_param_dtype, static_int
 from ._groups import C, D, Group
 
 # R^k S^m at index k + 4m: the group axis order of every feature map.

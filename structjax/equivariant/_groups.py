@@ -14,8 +14,8 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import check_real_floating, compute_dtype, is_traced
-from ..manifolds._orthogonal import _expm
-from ._checks import static_int
+from .._linalg import expm as _expm
+from .._guards import static_int
 
 
 def _rotation(theta: float) -> np.ndarray:

@@ -13,7 +13,7 @@ import scipy.linalg
 from jaxtyping import Array, Float
 
 from .._guards import check_real_floating
-from ._checks import static_int
+from .._guards import static_int
 from ._groups import Group
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import check_real_floating
-from ._checks import check_param_dtype
+from .._guards import check_param_dtype
 from ._fields import FieldType, _describe, _spec
 from ._steerable_basis import (
     _basis_params,

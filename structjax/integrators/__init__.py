@@ -6,10 +6,10 @@ from ._composition import (
     triple_jump as triple_jump,
 )
 from ._implicit import (
-    ButcherTableau as ButcherTableau,
     GaussLegendre as GaussLegendre,
     GeneralizedLeapfrog as GeneralizedLeapfrog,
     HamiltonianTerm as HamiltonianTerm,
+    ImplicitTableau as ImplicitTableau,
     ImplicitMidpoint as ImplicitMidpoint,
     ImplicitRungeKutta as ImplicitRungeKutta,
     gauss_legendre_tableau as gauss_legendre_tableau,
@@ -54,3 +54,15 @@ from ._splitting import (
 )
 from ._tableau import SplittingTableau as SplittingTableau
 from ._terms import separable_terms as separable_terms, split_force_terms as split_force_terms
+
+
+def __getattr__(name: str):
+    # Renamed in the consolidation (issue 14): a structjax class must not share the name of
+    # diffrax's `ButcherTableau` (the explicit Runge-Kutta table), which users import too.
+    if name == "ButcherTableau":
+        raise AttributeError(
+            "`structjax.integrators.ButcherTableau` is now `structjax.integrators.ImplicitTableau`"
+            " (the table of an implicit Runge-Kutta method; `diffrax.ButcherTableau` is "
+            "diffrax's explicit one)."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Implicit symplectic Runge–Kutta methods (Gauss–Legendre collocation) for any H(y).
 
-ONE implementation driven by a `ButcherTableau`; the stage equations are solved with an
+ONE implementation driven by a `ImplicitTableau`; the stage equations are solved with an
 optimistix root finder (Newton by default, fixed-point iteration selectable).
 """
 
@@ -26,6 +26,21 @@ def increment(term, t, y, args, control):
     with the state)."""
     return jtu.tree_map(lambda k, v: jnp.asarray(k).astype(jnp.result_type(v)),
                         term.vf_prod(t, y, args, control), y)  # fmt: skip
+
+
+def default_root_finder(dtype, *, eps_factor: float = 100, fixed_point: bool = False):
+    """The implicit solvers' default root finder in `dtype`, to `max(1e-13, eps_factor eps)`.
+
+    `fixed_point=True` (Gauss–Legendre) takes fixed-point iteration in float64: the method of
+    choice for non-stiff problems (HLW GNI Sec. VIII.6.1), here 3x cheaper per step than
+    Newton at equal accuracy (double pendulum, GL4, dt = 0.2: 3.1 against 9.2 us). In lower
+    precision, and otherwise, Newton: optimistix's fixed-point loop keeps a float64 error
+    estimate when x64 is on and rejects its own float32 update of it.
+    """
+    tol = max(1e-13, eps_factor * float(jnp.finfo(dtype).eps))
+    if fixed_point and dtype == jnp.float64:
+        return optx.FixedPointIteration(rtol=tol, atol=tol)
+    return optx.Newton(rtol=tol, atol=tol)
 
 
 def hermite_step(solver, terms, t0, t1, y0, y1, args, state, result):
@@ -75,7 +90,7 @@ def check_solver_fields(solver, root_finder_types: tuple, default: str):
         )
 
 
-class ButcherTableau(eqx.Module):
+class ImplicitTableau(eqx.Module):
     """The coefficients $(A, b, c)$ of an $s$-stage Runge–Kutta method, its order, its
     source.
 
@@ -96,20 +111,20 @@ class ButcherTableau(eqx.Module):
         s = len(self.b)
         if len(self.c) != s or len(self.a) != s or any(len(row) != s for row in self.a):
             raise ValueError(
-                f"`ButcherTableau` needs A of shape (s, s) with s = len(b) = len(c); got b of "
+                f"`ImplicitTableau` needs A of shape (s, s) with s = len(b) = len(c); got b of "
                 f"length {s}, c of length {len(self.c)}, A rows of lengths "
                 f"{[len(row) for row in self.a]}."
             )
         a, b, c = self.arrays()
         if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(np.isfinite(c))):
-            raise ValueError("`ButcherTableau` needs finite coefficients.")
+            raise ValueError("`ImplicitTableau` needs finite coefficients.")
         if abs(float(np.sum(b)) - 1.0) > 1e-12:
             raise ValueError(
-                f"`ButcherTableau` needs weights b summing to 1 (a consistent method), got "
+                f"`ImplicitTableau` needs weights b summing to 1 (a consistent method), got "
                 f"sum(b) = {float(np.sum(b))!r}."
             )
         if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
-            raise ValueError(f"`ButcherTableau(order={self.order!r})` needs an int >= 1.")
+            raise ValueError(f"`ImplicitTableau(order={self.order!r})` needs an int >= 1.")
 
     @property
     def stages(self) -> int:
@@ -127,7 +142,7 @@ class ButcherTableau(eqx.Module):
         return float(np.max(np.abs(bb + bb.T - np.outer(b, b))))
 
 
-def gauss_legendre_tableau(stages: int) -> ButcherTableau:
+def gauss_legendre_tableau(stages: int) -> ImplicitTableau:
     """The $s$-stage Gauss–Legendre collocation method, order $2s$, computed from its
     definition rather than transcribed: the nodes $c_i$ are the zeros of the shifted Legendre
     polynomial $P_s(2\\tau - 1)$, $b_i = \\int_0^1 \\ell_i$, $a_{ij} = \\int_0^{c_i} \\ell_j$ with
@@ -149,7 +164,7 @@ def gauss_legendre_tableau(stages: int) -> ButcherTableau:
         f"Gauss–Legendre collocation, {stages} stage{'s' if stages > 1 else ''} "
         "(HLW GNI II.1.3; computed from the definition)"
     )
-    return ButcherTableau(a=a, b=b, c=c, order=2 * stages, source=source)
+    return ImplicitTableau(a=a, b=b, c=c, order=2 * stages, source=source)
 
 
 class ImplicitRungeKutta(diffrax.AbstractSolver):
@@ -165,7 +180,7 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
 
     **Arguments:**
 
-    - `tableau`: a `ButcherTableau`.
+    - `tableau`: a `ImplicitTableau`.
     - `root_finder`: an optimistix fixed-point solver (it solves $Z = \\Phi(Z)$) or root
         finder (it solves $\\Phi(Z) - Z = 0$). Default (None): `optimistix.FixedPointIteration`
         with `rtol = atol = 1e-13` in float64 (Newton at `100 eps` in lower precision), the
@@ -179,14 +194,14 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
     interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
         diffrax.ThirdOrderHermitePolynomialInterpolation
     )
-    tableau: ButcherTableau = eqx.field(static=True)
+    tableau: ImplicitTableau = eqx.field(static=True)
     root_finder: optx.AbstractRootFinder | optx.AbstractFixedPointSolver | None = None
     max_steps: int = eqx.field(static=True, default=100)
 
     def __check_init__(self):
-        if not isinstance(self.tableau, ButcherTableau):
+        if not isinstance(self.tableau, ImplicitTableau):
             raise TypeError(
-                "`ImplicitRungeKutta(tableau)` needs a `ButcherTableau` (e.g. "
+                "`ImplicitRungeKutta(tableau)` needs a `ImplicitTableau` (e.g. "
                 f"`gauss_legendre_tableau(2)`), got {type(self.tableau).__name__}."
             )
         check_solver_fields(
@@ -238,16 +253,7 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
         z0 = jtu.tree_map(lambda k: c.reshape((s,) + (1,) * k.ndim) * k, k0)
         root_finder = self.root_finder
         if root_finder is None:
-            # Fixed-point iteration, to 1e-13 in float64 (100 eps below): the method of choice
-            # for non-stiff problems (HLW GNI Sec. VIII.6.1), here 3x cheaper per step than
-            # Newton at equal accuracy (double pendulum, GL4, dt = 0.2: 3.1 against 9.2 us).
-            tol = max(1e-13, 100 * float(jnp.finfo(dtype).eps))
-            if dtype == jnp.float64:
-                root_finder = optx.FixedPointIteration(rtol=tol, atol=tol)
-            else:
-                # optimistix 0.1's fixed-point loop keeps a float64 error estimate when x64 is
-                # on and rejects its own float32 update of it: Newton in lower precision.
-                root_finder = optx.Newton(rtol=tol, atol=tol)
+            root_finder = default_root_finder(dtype, fixed_point=True)
         if isinstance(root_finder, optx.AbstractFixedPointSolver):
             sol = optx.fixed_point(phi, root_finder, z0, throw=False,
                                    max_steps=self.max_steps)  # fmt: skip
@@ -374,8 +380,7 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
         dh_dp = jax.grad(ham, argnums=1)
         root_finder = self.root_finder
         if root_finder is None:
-            tol = max(1e-13, 100 * float(jnp.finfo(dtype).eps))
-            root_finder = optx.Newton(rtol=tol, atol=tol)
+            root_finder = default_root_finder(dtype)
 
         def axpy(x, a, y):
             return jtu.tree_map(lambda u, v: u + a * v, x, y)

@@ -10,10 +10,10 @@ from diffrax._term import WrapTerm  # what diffeqsolve wraps every term in (no p
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import jax.tree_util as jtu
 
 from .._guards import guard, point_tolerance
+from .._linalg import cayley, expm
 from ..check._lie import GROUPS, lie_group_error
 
 # Explicit Runge–Kutta tableaux (a, b, c) of orders 1 to 4 for RKMK: forward Euler; the
@@ -65,9 +65,9 @@ def rodrigues(w):
 
 def cayley_map(w):
     """$\\mathrm{cay}(W) = (I - W/2)^{-1}(I + W/2)$: orthogonal for skew $W$ (quadratic
-    groups only), no series, one linear solve."""
-    eye = jnp.eye(w.shape[-1], dtype=w.dtype)
-    return jnp.linalg.solve(eye - 0.5 * w, eye + 0.5 * w)
+    groups only), no series, one linear solve (structjax's one Cayley convention, HLW GNI
+    eq. (IV.8.10))."""
+    return cayley(w)
 
 
 class LieGroupRK(diffrax.AbstractSolver):
@@ -155,8 +155,7 @@ class LieGroupRK(diffrax.AbstractSolver):
                     f"algebra element of shape {w.shape}; use exp='auto' or 'expm'."
                 )
             return rodrigues(w)
-        with jax.default_matmul_precision("highest"):
-            return jsl.expm(w)
+        return expm(w)  # full-precision products (see `structjax._linalg.expm`)
 
     def _dexpinv(self, omega, x):
         if self.exp == "cayley":

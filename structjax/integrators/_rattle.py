@@ -15,7 +15,13 @@ from jax.flatten_util import ravel_pytree
 
 from .._guards import guard, point_tolerance
 from ..check._hamiltonian import constraint_violation
-from ._implicit import check_solver_fields, checked_one_step, hermite_step, increment
+from ._implicit import (
+    check_solver_fields,
+    checked_one_step,
+    default_root_finder,
+    hermite_step,
+    increment,
+)
 from ._splitting import _check_terms
 
 
@@ -130,8 +136,7 @@ class Rattle(diffrax.AbstractSolver):
 
         root_finder = self.root_finder
         if root_finder is None:
-            tol = max(1e-13, 1e3 * float(jnp.finfo(dtype).eps))
-            root_finder = optx.Newton(rtol=tol, atol=tol)
+            root_finder = default_root_finder(dtype, eps_factor=1e3)
         lam0 = jnp.zeros(jac0.shape[0], dtype)
         sol = optx.root_find(lambda lam, _: g(q_of(lam)[0]), root_finder, lam0, throw=False,
                              max_steps=self.max_steps)  # fmt: skip

@@ -314,26 +314,12 @@ def batch_inner(u, v, ndim: int):
     return jnp.sum(u * v, axis=tuple(range(-ndim, 0))) if ndim else u * v
 
 
-def sym(a):
-    """The symmetric part of a batch of square matrices."""
-    return 0.5 * (a + jnp.swapaxes(a, -1, -2))
 
 
-def skew(a):
-    """The skew-symmetric part of a batch of square matrices."""
-    return 0.5 * (a - jnp.swapaxes(a, -1, -2))
 
 
-def mm(a, b):
-    """`a @ b` at full precision. Manifold code keeps constraints such as $X^\\top X = I$ to
-    rounding, which the default float32 matrix product of GPUs (TF32, 10-bit mantissa) and
-    TPUs (bfloat16 passes) would break at 1e-3; on CPU this is the ordinary product."""
-    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
 
 
-def mT(a):
-    """The transpose of the last two axes."""
-    return jnp.swapaxes(a, -1, -2)
 
 
 def default_dtype(dtype):

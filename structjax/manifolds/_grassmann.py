@@ -9,11 +9,10 @@ from ._base import (
     batch_inner,
     frobenius_defect,
     manifold_method,
-    mm,
-    mT,
     random_point_method,
     refuse,
 )
+from .._linalg import mm, mT
 from ._stiefel import Stiefel, polar, qf, refuse_rank_deficient, stiefel_error
 
 RETRACTIONS = ("qr", "polar")

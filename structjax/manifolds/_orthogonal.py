@@ -3,7 +3,6 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
 from ._base import (
@@ -11,12 +10,10 @@ from ._base import (
     batch_inner,
     frobenius_defect,
     manifold_method,
-    mm,
-    mT,
     random_point_method,
     refuse,
-    skew,
 )
+from .._linalg import expm as _expm, mm, mT, skew
 from ._stiefel import (
     RETRACTIONS as STIEFEL_RETRACTIONS,
     Stiefel,
@@ -31,12 +28,6 @@ RETRACTIONS = ("exp",) + STIEFEL_RETRACTIONS
 # below pi/32, where the 5-term series of artanh is accurate to 1e-16.
 _LOG_SQUARE_ROOTS = 5
 _LOG_SERIES_TERMS = 5
-
-
-@jax.jit
-def _expm(a):
-    with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
-        return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
 
 
 @jax.jit

@@ -9,13 +9,11 @@ from jaxtyping import PRNGKeyArray
 from ._base import (
     AbstractManifold,
     manifold_method,
-    mm,
-    mT,
     random_point_method,
     refuse,
     storage_dtype,
-    sym,
 )
+from .._linalg import expm, mm, mT, sym
 
 _METRICS = ("affine", "log_euclidean", "bures_wasserstein")
 
@@ -65,8 +63,7 @@ _logm = _matrix_function(jnp.log, _dd_log)
 def _expm(s):
     # Padé scaling-and-squaring rather than `eigh`: its derivatives of every order are finite
     # at S = 0 (all eigenvalues equal), which `exp` retractions need at V = 0.
-    with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
-        return sym(jsl.expm(sym(s)))
+    return sym(expm(sym(s)))
 
 
 def _frob(a, b):

@@ -11,13 +11,10 @@ from ._base import (
     batch_inner,
     frobenius_defect,
     manifold_method,
-    mm,
-    mT,
     random_point_method,
     refuse,
-    skew,
-    sym,
 )
+from .._linalg import expm as _expm, mm, mT, newton_schulz as _newton_schulz, skew, sym
 
 RETRACTIONS = ("qr", "polar", "cholesky_qr", "cayley", "cayley_iterative")
 
@@ -124,12 +121,6 @@ def _inv_sqrt_jvp(primals, tangents):
     return g, mm(mm(-g, d_root), g)
 
 
-def _newton_schulz(y):
-    # One Newton-Schulz step towards the polar factor, Y (3I - Y^T Y) / 2 (Higham 2008,
-    # eq. (8.20)): the identity on orthonormal Y to first order, squares a small error.
-    return mm(y, 1.5 * jnp.eye(y.shape[-1], dtype=y.dtype) - 0.5 * (mm(mT(y), y)))
-
-
 @jax.jit
 def polar(a):
     """The orthonormal polar factor $A (A^\\top A)^{-1/2}$, the nearest matrix with
@@ -188,12 +179,6 @@ def cayley_iterative(x, v, iterations: int):
     # only squares it (3e-4 worst case at size 0.1, 0.3 at size 0.3); one CholeskyQR round
     # leaves 5e-7 at sizes 0.1 and 0.3.
     return _cholesky_qr(y)
-
-
-@jax.jit
-def _expm(a):
-    with jax.default_matmul_precision("highest"):  # its Padé products too (see `mm`)
-        return jnp.vectorize(jsl.expm, signature="(k,k)->(k,k)")(a)
 
 
 class Stiefel(AbstractManifold):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..equivariant._checks import static_int
+from .._guards import static_int
 from ._bijection import AbstractBijection, Chain, check_even, check_vector, zero_log_det
 
 

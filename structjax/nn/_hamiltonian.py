@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..equivariant._checks import check_param_dtype, static_int
+from .._guards import check_param_dtype, static_int
 from ..integrators import (
     FixedSolution,
     GeneralizedLeapfrog,

@@ -5,8 +5,8 @@ import abc
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..equivariant._checks import in_float32
-from ..manifolds._base import mm
+from .._guards import in_float32
+from .._linalg import mm
 from ._bijection import check_vector
 
 

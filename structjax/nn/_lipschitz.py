@@ -10,14 +10,14 @@ import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import guard
-from ..equivariant._checks import (
+from .._guards import (
     check_param_dtype,
     in_float32,
     positive_finite,
     static_float,
     static_int,
 )
-from ..manifolds._base import mm
+from .._linalg import mm
 from ._bijection import AbstractBijection, check_vector, jit_method
 from ._linear import AbstractLinear
 

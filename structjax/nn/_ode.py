@@ -7,7 +7,7 @@ import equinox as eqx
 from jaxtyping import Array, PyTree
 
 from .._guards import check_real_floating
-from ..equivariant._checks import positive_finite, static_float, static_int
+from .._guards import positive_finite, static_float, static_int
 from ..integrators import solve_fixed
 
 

@@ -8,20 +8,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import check_real_floating, compute_dtype
-from ..equivariant._checks import check_param_dtype, in_float32, static_int
+from .._guards import check_param_dtype, in_float32, static_int
 from ..manifolds import Constrained, Stiefel
-from ..manifolds._base import mm, mT, skew
-from ..manifolds._orthogonal import _expm
-from ..manifolds._stiefel import _newton_schulz
+from .._linalg import cayley, expm as _expm, mm, mT, newton_schulz as _newton_schulz, skew
 from ._linear import AbstractLinear
 
 _PARAMETRISATIONS = ("stiefel", "cayley", "expm", "bjorck")
-
-
-def _cayley(a):
-    """$(I + A)^{-1}(I - A)$: orthogonal (unitary) for skew-symmetric (skew-Hermitian) $A$."""
-    eye = jnp.eye(a.shape[-1], dtype=a.dtype)
-    return jnp.linalg.solve(eye + a, eye - a)
 
 
 def _bjorck(w, iterations: int):
@@ -136,7 +128,7 @@ def _orthogonal_matrix(layer, weight):
     elif layer.parametrization == "bjorck":
         w = _bjorck(weight, layer.bjorck_iterations)
     elif layer.parametrization == "cayley":
-        w = _cayley(2 * skew(weight))[:, :p]
+        w = cayley(-4 * skew(weight))[:, :p]
     else:
         w = _expm(2 * skew(weight))[:, :p]
     return w if layer.out_features >= layer.in_features else w.T
@@ -196,7 +188,7 @@ class OrthogonalConv2d(eqx.Module):
         n = self.size
         w = jnp.fft.rfft2(self.kernel, s=(n, n))  # (c, c, n, n//2 + 1)
         w = jnp.moveaxis(w, (0, 1), (-2, -1))  # (n, n//2 + 1, c, c)
-        return _cayley(w - jnp.conj(mT(w)))
+        return cayley(2 * (jnp.conj(mT(w)) - w))
 
     def __call__(self, x: Float[Array, "c n n"], *, key: PRNGKeyArray | None = None):
         del key

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ..equivariant._checks import positive_finite, static_float, static_int
+from .._guards import positive_finite, static_float, static_int
 from ._bijection import AbstractBijection, check_vector, jit_method, zero_log_det
 from ._sympnet import _check_state, _dtype, _normal, gradient_shear
 

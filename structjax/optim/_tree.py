@@ -30,6 +30,7 @@ from .._guards import (
     guard,
     hyperparameter,
     point_tolerance,
+    upcast,
 )
 from ..manifolds._base import AbstractManifold
 from ..manifolds._product import Product
@@ -113,12 +114,6 @@ def groups(ms, leaves) -> list[list[int]]:
     for i, (m, leaf) in enumerate(zip(ms, leaves)):
         out.setdefault(("euclidean", i) if m is None else _key(m, leaf), []).append(i)
     return list(out.values())
-
-
-def upcast(x):
-    """A 16-bit float array in float32 (the dtype the optimisers compute in), else `x`."""
-    dtype = jnp.result_type(x)
-    return x.astype(compute_dtype(dtype)) if dtype != compute_dtype(dtype) else x
 
 
 def tree_map(fn: Callable, manifolds, params, *trees, n_out: int = 0, batch: bool = False

@@ -174,8 +174,8 @@ def test_bad_configuration():
         (dict(order=0), "order=0"),
     ):
         with pytest.raises(ValueError, match=match):
-            si.ButcherTableau(**(good | bad))
-    assert si.ButcherTableau(**good).stages == 1
+            si.ImplicitTableau(**(good | bad))
+    assert si.ImplicitTableau(**good).stages == 1
     with pytest.raises(ValueError, match=r"`GeneralizedLeapfrog\(max_steps=-1\)` needs"):
         si.GeneralizedLeapfrog(max_steps=-1)
     with pytest.raises(TypeError, match="root_finder"):
@@ -234,3 +234,10 @@ def test_generalized_leapfrog_errors():
     assert_refused(lambda y: si.solve_fixed(HAM_TERM, failing, y, dt=0.5, num_steps=2).y1, Y0,
                    match="a step failed")  # fmt: skip
     assert_refused(lambda y: failing.one_step(HAM_TERM, 0.0, 0.5, y), Y0, match="a step failed")
+
+
+def test_old_tableau_name_names_the_new_one():
+    """`ButcherTableau` (diffrax's name) was renamed; the old spelling says to what."""
+    with pytest.raises(AttributeError, match="ImplicitTableau"):
+        si.ButcherTableau  # noqa: B018
+    assert isinstance(si.gauss_legendre_tableau(2), si.ImplicitTableau)
