@@ -74,6 +74,13 @@ def guard(
     return eqx.error_if(x, jnp.any(bad), message)
 
 
+def _not_real_kind(dtype: Any) -> str | None:
+    """None for a real floating dtype, else "complex" or "non-float" (for messages)."""
+    if jnp.issubdtype(dtype, jnp.floating):
+        return None
+    return "complex" if jnp.issubdtype(dtype, jnp.complexfloating) else "non-float"
+
+
 def check_real_floating(x: Any, call: str, name: str) -> None:
     """Refuse (at trace time, a `TypeError`) any leaf of `x` that is not a real float.
 
@@ -82,8 +89,8 @@ def check_real_floating(x: Any, call: str, name: str) -> None:
     """
     for leaf in jtu.tree_leaves(x):
         dtype = jnp.result_type(leaf)
-        if not jnp.issubdtype(dtype, jnp.floating):
-            kind = "complex" if jnp.issubdtype(dtype, jnp.complexfloating) else "non-float"
+        kind = _not_real_kind(dtype)
+        if kind is not None:
             raise TypeError(
                 f"`{call}` needs real floating-point `{name}`, got a {kind} array of dtype "
                 f"{dtype}. Cast it first, e.g. `jnp.asarray({name}, jnp.float32)`"
@@ -261,8 +268,8 @@ def check_param_dtype(dtype: Any, call: str) -> None:
     if dtype is None:
         return
     d = jnp.dtype(dtype)
-    if not jnp.issubdtype(d, jnp.floating):
-        kind = "complex" if jnp.issubdtype(d, jnp.complexfloating) else "non-float"
+    kind = _not_real_kind(d)
+    if kind is not None:
         raise TypeError(
             f"`{call}` needs a real floating-point dtype for its parameters, got the {kind} "
             f"dtype {d}. Use e.g. dtype=jnp.float32 (or bfloat16/float16 for mixed precision)."

@@ -91,12 +91,33 @@ def check_solver_fields(solver, root_finder_types: tuple, default: str):
 
 
 class ImplicitTableau(eqx.Module):
-    """The coefficients $(A, b, c)$ of an $s$-stage Runge–Kutta method, its order, its
-    source.
+    """The coefficients $(A, b, c)$ of an $s$-stage implicit Runge–Kutta method, its order,
+    its source: the data of `ImplicitRungeKutta` (Hairer, Nørsett & Wanner, *Solving ODEs I*,
+    Sec. II.1, eq. (1.8); Gauss–Legendre tables: HLW, *GNI*, Sec. II.1.3). Named apart from
+    `diffrax.ButcherTableau`, diffrax's table of explicit methods.
+
+    **Arguments:**
+
+    - `a`: the $s \\times s$ stage matrix (any nested sequence of numbers).
+    - `b`: the $s$ weights; `c`: the $s$ nodes.
+    - `order`: the classical order the table attains (an int >= 1).
+    - `source`: where the coefficients come from (cited in error messages and docs).
+
+    **Returns:** a static, hashable table (its fields are tuples of floats).
 
     **Raises:** `ValueError` at construction unless $A$ is $s \\times s$ with $s$ the length
     of $b$ and $c$, every coefficient is finite, $\\sum_i b_i = 1$ (consistency: order at
     least 1) and `order` is an int >= 1.
+
+    **Example:**
+
+    >>> import structjax.integrators as si
+    >>> midpoint = si.ImplicitTableau(a=[[0.5]], b=[1.0], c=[0.5], order=2,
+    ...                               source="the implicit midpoint rule")
+    >>> si.ImplicitRungeKutta(midpoint).order(None)
+    2
+    >>> si.gauss_legendre_tableau(1).a == midpoint.a  # the 1-stage Gauss method
+    True
     """
 
     # tuples, hashable: the tableau is static data of the solver (compare, cache, jit)

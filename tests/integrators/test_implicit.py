@@ -241,3 +241,13 @@ def test_old_tableau_name_names_the_new_one():
     with pytest.raises(AttributeError, match="ImplicitTableau"):
         si.ButcherTableau  # noqa: B018
     assert isinstance(si.gauss_legendre_tableau(2), si.ImplicitTableau)
+
+
+def test_tableau_docstring_example_runs():
+    """The example in `ImplicitTableau`'s docstring, executed."""
+    import doctest
+
+    finder = doctest.DocTestFinder()
+    (test,) = [t for t in finder.find(si.ImplicitTableau, "ImplicitTableau") if t.examples]
+    result = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS).run(test, out=lambda s: None)
+    assert result.failed == 0 and result.attempted >= 3
