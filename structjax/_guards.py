@@ -152,6 +152,30 @@ def point_tolerance(dtype: Any, size: int = 1) -> float:
     return 10.0 * float(jnp.finfo(dtype).eps) * math.sqrt(max(size, 1))
 
 
+def checked_value(
+    value: Any,
+    ok: Callable[[Any], Any],
+    message: Callable[[Any], str],
+    *,
+    checks: bool = True,
+    on: Any = None,
+) -> Any:
+    """The one "refuse now if concrete, else at run time" check of a value: `ok(value)`
+    (NaN always fails) is tested at once when `value` is concrete, a `ValueError` whatever
+    `checks` says, and inside the compiled program when it is traced (`checks=False` drops
+    only that run-time check). `message(concrete_value_or_None)` says what was expected (and
+    what came, when known). The check rides on `on` (default `value`), which is returned:
+    use the result, or a compiled program may drop the check."""
+    target = value if on is None else on
+    if is_traced(value):
+        if not checks:
+            return target
+        return guard(target, ~(ok(value) & ~jnp.isnan(value)), message(None))
+    a = np.asarray(value)
+    bad = np.isnan(a) | ~np.asarray(ok(a), bool)
+    return guard(target, bad, message(value))
+
+
 def hyperparameter(
     value: Any,
     call: str,
@@ -165,12 +189,12 @@ def hyperparameter(
     `optax.inject_hyperparams`) against `ok`; NaN always fails. Returns the value to use."""
     if not checks or callable(value):
         return value
-    if is_traced(value):
-        v = value
-        return guard(value, ~(ok(v) & ~jnp.isnan(v)), f"`{call}` needs {name} {expected}.")
-    a = np.asarray(value)
-    bad = np.isnan(a) | ~np.asarray(ok(a), bool)
-    return guard(value, bad, f"`{call}` needs {name} {expected}, got {name}={value!r}.")
+
+    def message(v):
+        got = "" if v is None else f", got {name}={v!r}"
+        return f"`{call}` needs {name} {expected}{got}."
+
+    return checked_value(value, ok, message)
 
 
 def hyperparameters(

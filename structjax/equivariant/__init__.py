@@ -1,5 +1,18 @@
 """Groups, representations, and equivariant kernels and layers."""
 
+from .._groups import (
+    SE as SE,
+    SO as SO,
+    C as C,
+    D as D,
+    E as E,
+    Group as Group,
+    Lorentz as Lorentz,
+    LorentzGroup as LorentzGroup,
+    O as O,
+    S as S,
+    Sp as Sp,
+)
 from ._basis import equivariant_basis as equivariant_basis
 from ._egnn import EGNN as EGNN, EGNNLayer as EGNNLayer, euclidean_action as euclidean_action
 from ._emlp import (
@@ -19,17 +32,6 @@ from ._gconv import (
     group_elements as group_elements,
     rotate_group_features as rotate_group_features,
     rotate_image as rotate_image,
-)
-from ._groups import (
-    SO as SO,
-    C as C,
-    D as D,
-    E as E,
-    Group as Group,
-    Lorentz as Lorentz,
-    O as O,
-    S as S,
-    Sp as Sp,
 )
 from ._reps import (
     AbstractRep as AbstractRep,

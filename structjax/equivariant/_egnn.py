@@ -17,9 +17,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from .._guards import check_real_floating, guard, point_tolerance
+from .._guards import check_param_dtype, check_real_floating, guard, point_tolerance
 from .._linalg import mm
-from .._guards import check_param_dtype
 
 # The authors initialise the last layer of phi_x with xavier_uniform_(gain=0.001), so that
 # coordinates move little at initialisation (E_GCL in `egnn_clean.py`).

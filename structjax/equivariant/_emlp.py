@@ -10,11 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._guards import compute_dtype
+from .._groups import Group
+from .._guards import check_param_dtype, compute_dtype, in_float32, is_16bit, static_int, upcast
 from .._linalg import mm
 from ._basis import equivariant_basis
-from .._guards import check_param_dtype, in_float32, is_16bit, static_int, upcast
-from ._groups import Group
 from ._reps import (
     AbstractRep,
     DirectSum,

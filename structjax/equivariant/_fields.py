@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._groups import Group
 from .._guards import check_real_floating, guard, point_tolerance
-from ._groups import Group
 
 # ------------------------------------------------------------------ groups and irreps
 

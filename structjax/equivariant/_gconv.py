@@ -30,9 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from .._guards import check_real_floating, guard, is_traced
-from .._guards import check_param_dtype, static_int
-from ._groups import C, D, Group
+from .._groups import C, D, Group
+from .._guards import check_param_dtype, check_real_floating, guard, is_traced, static_int
 
 # R^k S^m at index k + 4m: the group axis order of every feature map.
 _R = np.array([[0, -1], [1, 0]])

@@ -12,9 +12,8 @@ import numpy as np
 import scipy.linalg
 from jaxtyping import Array, Float
 
-from .._guards import check_real_floating
-from .._guards import static_int
-from ._groups import Group
+from .._groups import Group
+from .._guards import check_real_floating, static_int
 
 
 class AbstractRep(eqx.Module):

@@ -25,8 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._guards import check_real_floating
-from .._guards import check_param_dtype
+from .._guards import check_param_dtype, check_real_floating
 from ._fields import FieldType, _describe, _spec
 from ._steerable_basis import (
     _basis_params,

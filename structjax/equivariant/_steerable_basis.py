@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._groups import Group
 from ._fields import (
     FieldType,
     _irrep_matrix,
 )
-from ._groups import Group
 
 _J = np.array([[0.0, -1.0], [1.0, 0.0]])  # the rotation by +90 degrees
 _F = np.diag([1.0, -1.0])  # the reflection S_0

@@ -1,5 +1,6 @@
 """Structure-preserving integrators, as diffrax solvers."""
 
+from ._base import AbstractStructuredSolver as AbstractStructuredSolver
 from ._composition import (
     Composition as Composition,
     suzuki_fractal as suzuki_fractal,
@@ -9,15 +10,17 @@ from ._implicit import (
     GaussLegendre as GaussLegendre,
     GeneralizedLeapfrog as GeneralizedLeapfrog,
     HamiltonianTerm as HamiltonianTerm,
-    ImplicitTableau as ImplicitTableau,
     ImplicitMidpoint as ImplicitMidpoint,
     ImplicitRungeKutta as ImplicitRungeKutta,
+    ImplicitTableau as ImplicitTableau,
     gauss_legendre_tableau as gauss_legendre_tableau,
 )
 from ._lie import (
     RKMK as RKMK,
+    CrouchGrossman as CrouchGrossman,
     CrouchGrossman3 as CrouchGrossman3,
     LieGroupRK as LieGroupRK,
+    LieTableau as LieTableau,
     cayley_map as cayley_map,
     rodrigues as rodrigues,
 )

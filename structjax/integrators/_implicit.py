@@ -8,15 +8,16 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax
-from diffrax._term import WrapTerm  # what diffeqsolve wraps every term in (no public name)
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 import optimistix as optx
+from diffrax._term import WrapTerm  # what diffeqsolve wraps every term in (no public name)
 
 from .._guards import guard
+from ._base import AbstractStructuredSolver, StageTableau
 
 
 def increment(term, t, y, args, control):
@@ -90,7 +91,25 @@ def check_solver_fields(solver, root_finder_types: tuple, default: str):
         )
 
 
-class ImplicitTableau(eqx.Module):
+class AbstractImplicitSolver(AbstractStructuredSolver):
+    """The implicit and constrained solvers: a step solves equations and can fail (reported
+    as diffrax's `RESULTS`, so `diffeqsolve(throw=True)` and `solve_fixed` raise); `one_step`
+    raises at once eagerly and at run time under `jax.jit` (`checked_one_step`); the dense
+    output's slopes are `increment`, the vector field times the step's control."""
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+    def increment(self, terms, t0, t1, t, y, args):
+        """The field at `(t, y)` times the control of the step `[t0, t1]`."""
+        return increment(terms, t, y, args, terms.contr(t0, t1))
+
+    def one_step(self, terms, t0, h, y0, args=None):
+        """One step as a pure function (for certificates); raises if a solve failed."""
+        return checked_one_step(self, terms, t0, h, y0, args)
+
+
+class ImplicitTableau(StageTableau):
     """The coefficients $(A, b, c)$ of an $s$-stage implicit Runge–Kutta method, its order,
     its source: the data of `ImplicitRungeKutta` (Hairer, Nørsett & Wanner, *Solving ODEs I*,
     Sec. II.1, eq. (1.8); Gauss–Legendre tables: HLW, *GNI*, Sec. II.1.3). Named apart from
@@ -119,37 +138,6 @@ class ImplicitTableau(eqx.Module):
     >>> si.gauss_legendre_tableau(1).a == midpoint.a  # the 1-stage Gauss method
     True
     """
-
-    # tuples, hashable: the tableau is static data of the solver (compare, cache, jit)
-    a: tuple[tuple[float, ...], ...] = eqx.field(static=True, converter=lambda m: tuple(
-        tuple(float(v) for v in row) for row in m))  # fmt: skip
-    b: tuple[float, ...] = eqx.field(static=True, converter=lambda v: tuple(map(float, v)))
-    c: tuple[float, ...] = eqx.field(static=True, converter=lambda v: tuple(map(float, v)))
-    order: int = eqx.field(static=True)
-    source: str = eqx.field(static=True)
-
-    def __check_init__(self):
-        s = len(self.b)
-        if len(self.c) != s or len(self.a) != s or any(len(row) != s for row in self.a):
-            raise ValueError(
-                f"`ImplicitTableau` needs A of shape (s, s) with s = len(b) = len(c); got b of "
-                f"length {s}, c of length {len(self.c)}, A rows of lengths "
-                f"{[len(row) for row in self.a]}."
-            )
-        a, b, c = self.arrays()
-        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(np.isfinite(c))):
-            raise ValueError("`ImplicitTableau` needs finite coefficients.")
-        if abs(float(np.sum(b)) - 1.0) > 1e-12:
-            raise ValueError(
-                f"`ImplicitTableau` needs weights b summing to 1 (a consistent method), got "
-                f"sum(b) = {float(np.sum(b))!r}."
-            )
-        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
-            raise ValueError(f"`ImplicitTableau(order={self.order!r})` needs an int >= 1.")
-
-    @property
-    def stages(self) -> int:
-        return len(self.b)
 
     def arrays(self):
         """`(A, b, c)` as numpy arrays."""
@@ -188,7 +176,7 @@ def gauss_legendre_tableau(stages: int) -> ImplicitTableau:
     return ImplicitTableau(a=a, b=b, c=c, order=2 * stages, source=source)
 
 
-class ImplicitRungeKutta(diffrax.AbstractSolver):
+class ImplicitRungeKutta(AbstractImplicitSolver):
     """An implicit Runge–Kutta method for $\\dot y = f(t, y)$ on any pytree $y$, its stage
     equations $Z_i = h\\sum_j a_{ij} f(t_0 + c_j h, y_0 + Z_j)$ solved by `root_finder`.
 
@@ -212,9 +200,6 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm
-    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
-        diffrax.ThirdOrderHermitePolynomialInterpolation
-    )
     tableau: ImplicitTableau = eqx.field(static=True)
     root_finder: optx.AbstractRootFinder | optx.AbstractFixedPointSolver | None = None
     max_steps: int = eqx.field(static=True, default=100)
@@ -234,17 +219,18 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
     def order(self, terms) -> int:
         return self.tableau.order
 
-    def error_order(self, terms):
+    def init(self, terms, t0, t1, y0, args):
+        self.check_problem(terms, y0, args, t0)
         return None
 
-    def init(self, terms, t0, t1, y0, args):
+    def check_problem(self, terms, y0, args, t0) -> None:
+        """ONE term for the whole vector field."""
         if not isinstance(terms, diffrax.AbstractTerm) or isinstance(terms, diffrax.MultiTerm):
             raise ValueError(
                 f"{type(self).__name__} takes ONE term for the whole vector field "
                 "(`diffrax.ODETerm(lambda t, y, args: ...)`, e.g. J grad H for a Hamiltonian "
                 f"system), got {type(terms).__name__}."
             )
-        return None
 
     def _stages(self, terms, t0, t1, y0, args):
         h = t1 - t0
@@ -295,28 +281,60 @@ class ImplicitRungeKutta(diffrax.AbstractSolver):
         y1 = jtu.tree_map(lambda y, k: y + jnp.tensordot(b, k, axes=1).astype(y.dtype), y0, kz)
         return hermite_step(self, terms, t0, t1, y0, y1, args, None, result)
 
-    def func(self, terms, t0, y0, args):
-        return terms.vf(t0, y0, args)
 
-    def increment(self, terms, t0, t1, t, y, args):
-        """The field at `(t, y)` times the control of the step `[t0, t1]`."""
-        return increment(terms, t, y, args, terms.contr(t0, t1))
+class GaussLegendre(ImplicitRungeKutta):
+    """The `stages`-stage Gauss–Legendre collocation method, order 2 x `stages`:
+    `ImplicitRungeKutta` over `gauss_legendre_tableau(stages)` (Hairer, Lubich & Wanner,
+    *GNI*, Sec. II.1.3). Symplectic, symmetric, A-stable, and it conserves every quadratic
+    invariant of any ODE exactly (to the root finder's tolerance).
 
-    def one_step(self, terms, t0, h, y0, args=None):
-        """One step as a pure function (for certificates); raises if a solve failed."""
-        return checked_one_step(self, terms, t0, h, y0, args)
+    **Arguments:**
+
+    - `stages`: the number of stages s >= 1 (order 2s).
+    - `root_finder`, `max_steps`: as for `ImplicitRungeKutta`.
+
+    **Raises:** `ValueError` for `stages` not a positive int or `max_steps < 1`; `TypeError`
+    for a `root_finder` that is not an optimistix root finder or fixed-point solver.
+
+    **Example:**
+
+    >>> import diffrax, jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> solver = si.GaussLegendre(2)
+    >>> solver.order(None), isinstance(solver, si.ImplicitRungeKutta)
+    (4, True)
+    >>> term = diffrax.ODETerm(lambda t, y, args: (y[1], -y[0]))  # the harmonic oscillator
+    >>> y1 = solver.one_step(term, 0.0, 0.1, (jnp.array(1.0), jnp.array(0.0)))
+    >>> bool(abs(y1[0] ** 2 + y1[1] ** 2 - 1.0) < 1e-12)  # a quadratic invariant, exactly
+    True
+    """
+
+    def __init__(self, stages: int = 2, root_finder=None, max_steps: int = 100):
+        self.tableau = gauss_legendre_tableau(stages)
+        self.root_finder = root_finder
+        self.max_steps = max_steps
+
+    @property
+    def stages(self) -> int:
+        return self.tableau.stages
 
 
-def GaussLegendre(stages: int = 2, root_finder=None, max_steps: int = 100):  # noqa: N802
-    """The `stages`-stage Gauss–Legendre method (order 2 x stages): `ImplicitRungeKutta`
-    with `gauss_legendre_tableau(stages)`."""
-    kwargs = {} if root_finder is None else dict(root_finder=root_finder)
-    return ImplicitRungeKutta(gauss_legendre_tableau(stages), max_steps=max_steps, **kwargs)
+class ImplicitMidpoint(GaussLegendre):
+    """The implicit midpoint rule $y_1 = y_0 + h f(t_0 + h/2, (y_0 + y_1)/2)$, order 2: the
+    1-stage Gauss–Legendre method (HLW GNI eq. (I.1.7)), so a `GaussLegendre`.
 
+    **Arguments:** `root_finder`, `max_steps`: as for `ImplicitRungeKutta`.
 
-def ImplicitMidpoint(root_finder=None, max_steps: int = 100):  # noqa: N802
-    """The implicit midpoint rule, order 2: the 1-stage Gauss–Legendre method."""
-    return GaussLegendre(1, root_finder, max_steps)
+    **Example:**
+
+    >>> import structjax.integrators as si
+    >>> m = si.ImplicitMidpoint()
+    >>> m.order(None), m.stages, isinstance(m, si.GaussLegendre)
+    (2, 1, True)
+    """
+
+    def __init__(self, root_finder=None, max_steps: int = 100):
+        super().__init__(1, root_finder, max_steps)
 
 
 def _unwrap(term):
@@ -346,7 +364,7 @@ class HamiltonianTerm(diffrax.AbstractTerm):
         return jtu.tree_map(lambda v: control * v, vf)
 
 
-class GeneralizedLeapfrog(diffrax.AbstractSolver):
+class GeneralizedLeapfrog(AbstractImplicitSolver):
     """The Störmer–Verlet method for a non-separable $H(q, p)$ (the generalised leapfrog;
     Hairer, Lubich & Wanner, *Geometric Numerical Integration*, eq. (II.1.26), symplectic by
     Theorem VI.3.4):
@@ -367,9 +385,6 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm
-    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
-        diffrax.ThirdOrderHermitePolynomialInterpolation
-    )
     root_finder: optx.AbstractRootFinder | None = None
     max_steps: int = eqx.field(static=True, default=64)
 
@@ -379,16 +394,17 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
     def order(self, terms) -> int:
         return 2
 
-    def error_order(self, terms):
+    def init(self, terms, t0, t1, y0, args):
+        self.check_problem(terms, y0, args, t0)
         return None
 
-    def init(self, terms, t0, t1, y0, args):
+    def check_problem(self, terms, y0, args, t0) -> None:
+        """A `HamiltonianTerm`, whose partial gradients the method takes apart."""
         if not isinstance(_unwrap(terms), HamiltonianTerm):
             raise ValueError(
                 "GeneralizedLeapfrog needs `terms = structjax.integrators.HamiltonianTerm(H)`, "
                 f"to take dH/dq and dH/dp apart; got {type(terms).__name__}."
             )
-        return None
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         ham = _unwrap(terms).hamiltonian
@@ -429,14 +445,3 @@ class GeneralizedLeapfrog(diffrax.AbstractSolver):
             diffrax.RESULTS.promote(sol_p.result),
         )
         return hermite_step(self, terms, t0, t1, y0, y1, args, None, result)
-
-    def func(self, terms, t0, y0, args):
-        return terms.vf(t0, y0, args)
-
-    def increment(self, terms, t0, t1, t, y, args):
-        """The field at `(t, y)` times the control of the step `[t0, t1]`."""
-        return increment(terms, t, y, args, terms.contr(t0, t1))
-
-    def one_step(self, terms, t0, h, y0, args=None):
-        """One step as a pure function (for certificates); raises if a solve failed."""
-        return checked_one_step(self, terms, t0, h, y0, args)

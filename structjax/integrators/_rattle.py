@@ -16,8 +16,8 @@ from jax.flatten_util import ravel_pytree
 from .._guards import guard, point_tolerance
 from ..check._hamiltonian import constraint_violation
 from ._implicit import (
+    AbstractImplicitSolver,
     check_solver_fields,
-    checked_one_step,
     default_root_finder,
     hermite_step,
     increment,
@@ -25,7 +25,7 @@ from ._implicit import (
 from ._splitting import _check_terms
 
 
-class Rattle(diffrax.AbstractSolver):
+class Rattle(AbstractImplicitSolver):
     """RATTLE (Andersen 1983; Leimkuhler & Skeel 1994) for
     $H = T(p) + U(q)$ with $T$ quadratic, under holonomic constraints $g(q) = 0$
     (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, Sec. VII.1.4, eq. (1.26)):
@@ -60,9 +60,6 @@ class Rattle(diffrax.AbstractSolver):
     """
 
     term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
-    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
-        diffrax.ThirdOrderHermitePolynomialInterpolation
-    )
     constraint: Callable = eqx.field(static=True)
     root_finder: optx.AbstractRootFinder | None = None
     max_steps: int = eqx.field(static=True, default=32)
@@ -78,11 +75,12 @@ class Rattle(diffrax.AbstractSolver):
     def order(self, terms) -> int:
         return 2
 
-    def error_order(self, terms):
-        return None
+    def check_problem(self, terms, y0, args, t0) -> None:
+        """The pair of terms `(term_q, term_p)` and the state `(q, p)` RATTLE takes."""
+        _check_terms(terms, y0)
 
     def init(self, terms, t0, t1, y0, args):
-        _check_terms(terms, y0)
+        self.check_problem(terms, y0, args, t0)
         pos, vel = self.violation(terms, t0, y0, args)
         leaves = jtu.tree_leaves(y0[0])
         dtype = jnp.result_type(*leaves)
@@ -176,7 +174,3 @@ class Rattle(diffrax.AbstractSolver):
         q, p = y
         return (increment(terms[0], t, p, args, terms[0].contr(t0, t1)),
                 increment(terms[1], t, q, args, terms[1].contr(t0, t1)))  # fmt: skip
-
-    def one_step(self, terms, t0, h, y0, args=None):
-        """One step as a pure function (for certificates); raises if the solve failed."""
-        return checked_one_step(self, terms, t0, h, y0, args)

@@ -1,6 +1,6 @@
 """A lean fixed-step driver over diffrax solvers, and a reversible adjoint for splittings."""
 
-import math
+import functools
 
 import diffrax
 import equinox as eqx
@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, PyTree, Real
 
-from .._guards import guard
-from ._splitting import AbstractSplitting, _add, _apply, _check_rkn, _check_terms, _control
+from .._guards import checked_value, guard
+from .._reversible import reversible_loop
+from ._base import AbstractStructuredSolver
 
 
 class FixedSolution(eqx.Module):
@@ -27,22 +28,13 @@ class FixedSolution(eqx.Module):
     ys: PyTree | None
 
 
-def _is_tracer(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
 def _check_step(dt, checks: bool = True):
     """Refuse a non-positive or non-finite step: at once if known, else at run time."""
-    if _is_tracer(dt):
-        bad, shown = ~(jnp.isfinite(dt) & (dt > 0)), "..."
-    else:
-        value = float(dt)
-        bad, shown, checks = not (math.isfinite(value) and value > 0), repr(value), True
-    return guard(
+    return checked_value(
         dt,
-        bad,
-        f"`solve_fixed(..., dt={shown})` needs a finite step dt > 0 (to integrate backwards "
-        "in time, negate the vector field instead).",
+        lambda d: jnp.isfinite(d) & (d > 0),
+        lambda d: f"`solve_fixed(..., dt={'...' if d is None else repr(float(d))})` needs a "
+        "finite step dt > 0 (to integrate backwards in time, negate the vector field instead).",
         checks=checks,
     )
 
@@ -50,13 +42,13 @@ def _check_step(dt, checks: bool = True):
 def _check_start(y0, t0, checks: bool):
     """Refuse a non-finite start time. The check rides on the state (always used), so it
     survives whatever output the caller keeps."""
-    if _is_tracer(t0):
-        bad, shown = ~jnp.isfinite(t0), "..."
-    else:
-        value = float(t0)
-        bad, shown, checks = not math.isfinite(value), repr(value), True
-    return guard(
-        y0, bad, f"`solve_fixed(..., t0={shown})` needs a finite start time t0.", checks=checks
+    return checked_value(
+        t0,
+        jnp.isfinite,
+        lambda t: f"`solve_fixed(..., t0={'...' if t is None else repr(float(t))})` needs a "
+        "finite start time t0.",
+        checks=checks,
+        on=y0,
     )
 
 
@@ -118,14 +110,17 @@ def _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks):
         raise TypeError(f"`solve_fixed(..., checks={checks!r:.60})` needs a Python bool.")
 
 
-def _step_fn(solver, terms, args, y, state, t, dt):
-    """One step of any diffrax solver (splittings without their dense-output work), and
-    whether it succeeded (`None` for a splitting, whose steps cannot fail)."""
-    if isinstance(solver, AbstractSplitting):
-        y1, f1 = _apply(solver._plan, terms, t, dt, y, args, state, solver._damping)
-        return y1, (f1 if solver.tableau.fsal else None), None
+def _fixed_step(solver, terms, t, dt, y, args, state):
+    """One step of any solver in the loop: a structured solver's own `fixed_step`, else
+    diffrax's `step` without its dense output. `(y1, state, success)`."""
+    if isinstance(solver, AbstractStructuredSolver):
+        return solver.fixed_step(terms, t, dt, y, args, state)
     y1, _, _, state, result = solver.step(terms, t, t + dt, y, args, state, False)
     return y1, state, result == diffrax.RESULTS.successful
+
+
+def _can_fail(solver) -> bool:
+    return not isinstance(solver, AbstractStructuredSolver) or solver.steps_can_fail
 
 
 def _forward(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int, track: bool):
@@ -141,7 +136,7 @@ def _forward(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int, track:
     def one(carry, _):
         y, state, n, ok = carry
         t = t0 + n.astype(dt.dtype) * dt
-        y, state, success = _step_fn(solver, terms, args, y, state, t, dt)
+        y, state, success = _fixed_step(solver, terms, t, dt, y, args, state)
         if track:
             ok = ok & success
         return (y, state, n + 1, ok), None
@@ -155,106 +150,37 @@ def _forward(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int, track:
     return ys, end[3]
 
 
-def _forward_merged(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
-    """`_forward` for an FSAL splitting K(b0) W K(bs), with the last kick of each step merged
-    into the first of the next: the loop carries (q, p + b0 h F(q)) and no force, and
-    synchronises p only where a state is returned. The same map and the same force
-    evaluations as stepping one at a time (the kicks commute: they act at the same q)."""
-    _, term_p = terms
-    inner = solver._inner_plan
-    plan = solver._plan
-    b0, bs, tau_end = plan.coeffs[0], plan.coeffs[-1], plan.clocks[-1]
-    cp = _control(term_p, t0, dt)
-    q0, p0 = y0
-
-    def inner_step(q, p, n):
-        t = t0 + n.astype(dt.dtype) * dt
-        (q, p), _ = _apply(inner, terms, t, dt, (q, p), args, None)
-        return q, p, term_p.vf(t + tau_end * dt, q, args)
-
-    def one(carry, _):
-        q, p, n = carry
-        q, p, f = inner_step(q, p, n)
-        return (q, _add(p, term_p, f, (bs + b0) * cp), n + 1), None
-
-    def block(carry, _):
-        carry, _ = jax.lax.scan(one, carry, None, length=chunk - 1)
-        q, p, f = inner_step(*carry)
-        p_sync = _add(p, term_p, f, bs * cp)
-        return (q, _add(p_sync, term_p, f, b0 * cp), carry[2] + 1), (q, p_sync)
-
-    start = (q0, _add(p0, term_p, term_p.vf(t0, q0, args), b0 * cp), jnp.zeros((), jnp.int32))
-    _, ys = jax.lax.scan(block, start, None, length=num_steps // chunk)
-    return ys
-
-
 def _forward_any(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
-    # (a damped kick does not merge with the next one: conformal methods step plainly)
-    if isinstance(solver, AbstractSplitting) and solver.tableau.fsal and solver._damping is None:
-        return _forward_merged(solver, terms, y0, args, t0, dt, num_steps, chunk)
+    """The states after every `chunk` steps: the solver's fused loop where it offers one."""
+    if isinstance(solver, AbstractStructuredSolver):
+        ys = solver.fused_fixed_loop(terms, y0, args, t0, dt, num_steps, chunk)
+        if ys is not None:
+            return ys
     return _forward(solver, terms, y0, args, t0, dt, num_steps, chunk, False)[0]
 
 
-def _reversible(vjp_arg, solver, num_steps, chunk):
-    y0, args, terms, t0, dt = vjp_arg
+def _reversible_step(params, w, n, y):
+    solver, terms, args, t0, dt = params
+    return solver.one_step(terms, t0 + n.astype(dt.dtype) * dt, dt, y, args)
+
+
+def _reversible_inverse(params, w, n, y1):
+    solver, terms, args, t0, dt = params
+    return solver.inverse_step(terms, t0 + n.astype(dt.dtype) * dt, dt, y1, args)
+
+
+def _reversible_fused(params, ws, y0, *, num_steps: int, chunk: int):
+    solver, terms, args, t0, dt = params
     return _forward_any(solver, terms, y0, args, t0, dt, num_steps, chunk)
 
 
-_reversible = eqx.filter_custom_vjp(_reversible)
-
-
-@_reversible.def_fwd
-def _reversible_fwd(perturbed, vjp_arg, solver, num_steps, chunk):
-    del perturbed
-    ys = _reversible(vjp_arg, solver, num_steps, chunk)
-    # Only the final state is kept: the backward pass rebuilds the rest by inverting steps.
-    return ys, jtu.tree_map(lambda y: y[-1], ys)
-
-
-@_reversible.def_bwd
-def _reversible_bwd(y_last, ct_ys, perturbed, vjp_arg, solver, num_steps, chunk):
-    del perturbed
-    y0, args, terms, t0, dt = vjp_arg
-    ys_like = jtu.tree_map(lambda y: jnp.zeros((num_steps // chunk,) + y.shape, y.dtype), y0)
-    ct_ys = jtu.tree_map(lambda c, z: z if c is None else c, ct_ys, ys_like, is_leaf=_is_none)
-    diff, static = eqx.partition((args, terms, t0, dt), eqx.is_inexact_array)
-    ct_diff0 = jtu.tree_map(jnp.zeros_like, diff)
-    inverse_plan = solver._inverse_plan
-
-    def back(carry, _):
-        y, ct_y, ct_diff, n = carry
-        n = n - 1
-        args_, terms_, t0_, dt_ = eqx.combine(diff, static)
-        t = t0_ + n.astype(dt_.dtype) * dt_
-        # Invert the step exactly: the adjoint word run from t + dt with step -dt.
-        y_prev, _ = _apply(inverse_plan, terms_, t + dt_, -dt_, y, args_, None)
-
-        def step_of(y_, diff_):
-            a, tm, t0__, dt__ = eqx.combine(diff_, static)
-            return _apply(solver._plan, tm, t0__ + n.astype(dt__.dtype) * dt__, dt__, y_, a, None)[
-                0
-            ]
-
-        _, vjp = jax.vjp(step_of, y_prev, diff)
-        ct_y_prev, ct_d = vjp(ct_y)
-        ct_diff = jtu.tree_map(jnp.add, ct_diff, ct_d)
-        return (y_prev, ct_y_prev, ct_diff, n), None
-
-    def block(carry, ct_k):
-        y, ct_y, ct_diff, n = carry
-        ct_y = jtu.tree_map(jnp.add, ct_y, ct_k)
-        carry, _ = jax.lax.scan(back, (y, ct_y, ct_diff, n), None, length=chunk)
-        return carry, None
-
-    n_end = jnp.asarray(num_steps, jnp.int32)
-    init = (y_last, jtu.tree_map(jnp.zeros_like, y0), ct_diff0, n_end)
-    (_, ct_y0, ct_diff, _), _ = jax.lax.scan(block, init, ct_ys, reverse=True)
-    ct_args, ct_terms, ct_t0, ct_dt = ct_diff
-    return ct_y0, ct_args, ct_terms, ct_t0, ct_dt
-
-
-def _is_none(x) -> bool:
-    return x is None
+def _reversible(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
+    """The fixed-step loop under the reversible adjoint (`structjax._reversible`): the
+    solver's fused forward loop, and a backward pass that inverts each step exactly
+    (`solver.inverse_step`) and differentiates `solver.one_step` there."""
+    fused = functools.partial(_reversible_fused, num_steps=num_steps, chunk=chunk)
+    return reversible_loop(_reversible_step, _reversible_inverse, (solver, terms, args, t0, dt),
+                           None, y0, length=num_steps, chunk=chunk, fused=fused)  # fmt: skip
 
 
 @eqx.filter_jit
@@ -264,8 +190,8 @@ def _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint, chec
     chunk = num_steps if save_every is None else save_every
     ok = None
     if adjoint == "reversible":
-        ys = _reversible((y0, args, terms, t0, dt), solver, num_steps, chunk)
-    elif checks and not isinstance(solver, AbstractSplitting):
+        ys = _reversible(solver, terms, y0, args, t0, dt, num_steps, chunk)
+    elif checks and _can_fail(solver):
         ys, ok = _forward(solver, terms, y0, args, t0, dt, num_steps, chunk, True)
     else:
         ys = _forward_any(solver, terms, y0, args, t0, dt, num_steps, chunk)
@@ -340,21 +266,16 @@ def solve_fixed(
             f"{type(solver).__name__}."
         )
     _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks)
-    if adjoint == "reversible" and not isinstance(solver, AbstractSplitting):
-        raise ValueError(
-            "`solve_fixed(..., adjoint='reversible')` needs a structjax splitting method, whose "
-            f"steps invert exactly; {type(solver).__name__} does not."
-        )
-    if adjoint == "reversible" and isinstance(solver, AbstractSplitting):
-        if solver._damping is not None:
+    if adjoint == "reversible":
+        if not isinstance(solver, AbstractStructuredSolver):
             raise ValueError(
-                "`adjoint='reversible'` refuses a conformal (damped) method: its inverse steps "
-                "multiply rounding errors by e^{damping * dt} each, so the rebuilt trajectory "
-                "would be wrong after a long run. Use `adjoint='autodiff'`."
+                "`solve_fixed(..., adjoint='reversible')` needs a structjax splitting method, "
+                f"whose steps invert exactly; {type(solver).__name__} does not."
             )
-    if isinstance(solver, AbstractSplitting):
-        _check_terms(terms, y0)
-        _check_rkn(solver.tableau, type(solver).__name__, terms[0], y0[1], args, t0)
+        name = type(solver).__name__
+        solver.check_reversible(f"solve_fixed(..., adjoint='reversible', solver={name}(...))")
+    if isinstance(solver, AbstractStructuredSolver):
+        solver.check_problem(terms, y0, args, t0)
     # Time takes the real dtype of the state unless t0 or dt say otherwise: Python-float t0,
     # dt with a float32 (or complex64) state integrate in float32 even under x64.
     inexact = [jnp.result_type(x) for x in jtu.tree_leaves(y0)]

@@ -1,7 +1,6 @@
 """ONE explicit splitting solver, driven by a `SplittingTableau`."""
 
 import dataclasses
-from collections.abc import Callable
 from typing import ClassVar
 
 import diffrax
@@ -15,6 +14,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Real
 
 from .._guards import hyperparameter
+from ._base import AbstractStructuredSolver
 from ._tableau import SplittingTableau
 
 # Words of up to this many factors are unrolled in the step; longer ones run their
@@ -239,7 +239,7 @@ def _apply(plan: _Plan, terms, t0, h, y, args, force0, damping=None, controls=No
     return (q, p), f
 
 
-class AbstractSplitting(diffrax.AbstractSolver):
+class AbstractSplitting(AbstractStructuredSolver):
     """An explicit splitting (composition) method for a separable Hamiltonian system.
 
     Use with `terms=(term_q, term_p)` and `y0=(q, p)` (see
@@ -257,9 +257,7 @@ class AbstractSplitting(diffrax.AbstractSolver):
     """
 
     term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
-    interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
-        diffrax.ThirdOrderHermitePolynomialInterpolation
-    )
+    steps_can_fail: ClassVar[bool] = False  # an explicit step cannot fail
     tableau: AbstractClassVar[SplittingTableau]
     stage_loop: str = eqx.field(static=True, default="auto")  # "auto", "scan" or "unroll"
 
@@ -271,9 +269,6 @@ class AbstractSplitting(diffrax.AbstractSolver):
 
     def order(self, terms) -> int:
         return self.tableau.order
-
-    def error_order(self, terms):
-        return None
 
     @property
     def _plan(self) -> _Plan:
@@ -293,9 +288,14 @@ class AbstractSplitting(diffrax.AbstractSolver):
         # with length -h: every shear undone in reverse order, at the same times.
         return _make_plan(self.tableau.adjoint(), self.stage_loop)
 
-    def init(self, terms, t0, t1, y0, args):
+    def check_problem(self, terms, y0, args, t0) -> None:
+        """The pair of terms and the state `(q, p)` a splitting takes; for an RKN table,
+        dq/dt linear in p."""
         _check_terms(terms, y0)
         _check_rkn(self.tableau, type(self).__name__, terms[0], y0[1], args, t0)
+
+    def init(self, terms, t0, t1, y0, args):
+        self.check_problem(terms, y0, args, t0)
         if not self.tableau.fsal:
             return None
         return terms[1].vf(t0, y0[0], args)
@@ -361,6 +361,60 @@ class AbstractSplitting(diffrax.AbstractSolver):
         if force0 is None and self.tableau.fsal:
             force0 = terms[1].vf(t0, y0[0], args)
         return _apply(self._plan, terms, t0, h, y0, args, force0, self._damping)[0]
+
+    def fixed_step(self, terms, t, dt, y, args, state):
+        """One step without dense output; the carried force is the FSAL one."""
+        y1, f1 = _apply(self._plan, terms, t, dt, y, args, state, self._damping)
+        return y1, (f1 if self.tableau.fsal else None), None
+
+    def fused_fixed_loop(self, terms, y0, args, t0, dt, num_steps, chunk):
+        """For a word K(b0) ... K(bs) that starts and ends with a kick, the last kick of
+        each step merged into the first of the next (the leapfrog form). A damped kick does
+        not merge with the next one: a conformal method declines (steps plainly)."""
+        if not self.tableau.fsal or self._damping is not None:
+            return None
+        return _merged_loop(self, terms, y0, args, t0, dt, num_steps, chunk)
+
+    def check_reversible(self, call: str) -> None:
+        """A splitting's step inverts exactly: the adjoint word, stepped backwards."""
+
+    def inverse_step(self, terms, t, dt, y1, args=None):
+        """The step `one_step(terms, t, dt, ., args)` undone exactly: the adjoint word run
+        from `t + dt` with step `-dt`, every shear reversed in reverse order."""
+        return _apply(self._inverse_plan, terms, t + dt, -dt, y1, args, None)[0]
+
+
+def _merged_loop(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
+    """The fixed-step loop of an FSAL splitting K(b0) W K(bs), with the last kick of each
+    step merged into the first of the next: the loop carries (q, p + b0 h F(q)) and no force,
+    and synchronises p only where a state is returned. The same map and the same force
+    evaluations as stepping one at a time (the kicks commute: they act at the same q)."""
+    _, term_p = terms
+    inner = solver._inner_plan
+    plan = solver._plan
+    b0, bs, tau_end = plan.coeffs[0], plan.coeffs[-1], plan.clocks[-1]
+    cp = _control(term_p, t0, dt)
+    q0, p0 = y0
+
+    def inner_step(q, p, n):
+        t = t0 + n.astype(dt.dtype) * dt
+        (q, p), _ = _apply(inner, terms, t, dt, (q, p), args, None)
+        return q, p, term_p.vf(t + tau_end * dt, q, args)
+
+    def one(carry, _):
+        q, p, n = carry
+        q, p, f = inner_step(q, p, n)
+        return (q, _add(p, term_p, f, (bs + b0) * cp), n + 1), None
+
+    def block(carry, _):
+        carry, _ = jax.lax.scan(one, carry, None, length=chunk - 1)
+        q, p, f = inner_step(*carry)
+        p_sync = _add(p, term_p, f, bs * cp)
+        return (q, _add(p_sync, term_p, f, b0 * cp), carry[2] + 1), (q, p_sync)
+
+    start = (q0, _add(p0, term_p, term_p.vf(t0, q0, args), b0 * cp), jnp.zeros((), jnp.int32))
+    _, ys = jax.lax.scan(block, start, None, length=num_steps // chunk)
+    return ys
 
 
 class ExplicitSplitting(AbstractSplitting):
@@ -428,6 +482,13 @@ class ConformalSplitting(AbstractSplitting):
     @property
     def _damping(self):
         return self.damping
+
+    def check_reversible(self, call: str) -> None:
+        raise ValueError(
+            f"`{call}` refuses a conformal (damped) method: its inverse steps multiply "
+            "rounding errors by e^{damping * dt} each, so the rebuilt trajectory would be "
+            "wrong after a long run. Use `adjoint='autodiff'`."
+        )
 
 
 def _conformal_tableau(tableau: SplittingTableau) -> SplittingTableau:

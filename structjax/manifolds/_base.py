@@ -332,13 +332,25 @@ def frobenius_defect(x, p: int):
     return jnp.abs(jnp.sum(x * x, axis=(-2, -1)) - p) / math.sqrt(p)
 
 
-def check_hyperbolic(name: str, n: int, curvature: float):
-    """The shared `__check_init__` of the hyperbolic models."""
-    call = f"`{name}(n={n}, curvature={curvature})`"
-    if n < 1:
-        raise ValueError(f"{call} needs n >= 1.")
-    if not curvature < 0:
-        raise ValueError(
-            f"{call} needs curvature < 0 (hyperbolic space); use `Euclidean` for "
-            "curvature 0 and `Sphere` for positive curvature."
-        )
+class AbstractHyperbolic(AbstractManifold):
+    """The base of the hyperbolic models (`Lorentz`, `PoincareBall`): hyperbolic space of
+    dimension `n` and sectional curvature `curvature` $= -c < 0$, whatever the model."""
+
+    n: int = eqx.field(static=True)
+    curvature: float = eqx.field(static=True, default=-1.0)
+    checks: bool = eqx.field(static=True, default=True, kw_only=True)
+
+    def __check_init__(self):
+        call = f"`{type(self).__name__}(n={self.n}, curvature={self.curvature})`"
+        if self.n < 1:
+            raise ValueError(f"{call} needs n >= 1.")
+        if not self.curvature < 0:
+            raise ValueError(
+                f"{call} needs curvature < 0 (hyperbolic space); use `Euclidean` for "
+                "curvature 0 and `Sphere` for positive curvature."
+            )
+
+    @property
+    def c(self) -> float:
+        """$c = -$curvature $> 0$."""
+        return -float(self.curvature)

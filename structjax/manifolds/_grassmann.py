@@ -4,21 +4,19 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
+from .._linalg import mm, mT
 from ._base import (
-    AbstractManifold,
     batch_inner,
-    frobenius_defect,
     manifold_method,
     random_point_method,
     refuse,
 )
-from .._linalg import mm, mT
-from ._stiefel import Stiefel, polar, qf, refuse_rank_deficient, stiefel_error
+from ._stiefel import AbstractFrames, Stiefel, polar, qf, refuse_rank_deficient, stiefel_error
 
 RETRACTIONS = ("qr", "polar")
 
 
-class Grassmann(AbstractManifold):
+class Grassmann(AbstractFrames):
     """The Grassmann manifold: a subspace is represented by an n x p matrix $X$ with
     orthonormal columns spanning it ($X$ and $XQ$, $Q \\in O(p)$, are the same point).
 
@@ -62,27 +60,7 @@ class Grassmann(AbstractManifold):
     checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
-        if self.p > self.n:
-            raise ValueError(f"`Grassmann(n={self.n}, p={self.p})` needs p <= n.")
-        if self.p < 1:
-            raise ValueError(f"`Grassmann(n={self.n}, p={self.p})` needs p >= 1.")
-        if self.retraction not in RETRACTIONS:
-            raise ValueError(
-                f"`Grassmann(retraction={self.retraction!r})`: choose one of {RETRACTIONS}."
-            )
-
-    @property
-    def point_shape(self):
-        return (self.n, self.p)
-
-    def _off(self, x, tol, full):
-        what = "|x^T x - I|_F" if full else "|(|x|_F^2 - p)| / sqrt(p)"
-        err = stiefel_error(x) if full else frobenius_defect(x, self.p)
-        return ~(err <= tol), jnp.max(err), f"orthonormal columns ({what} <= {tol:.0e})"
-
-    @manifold_method
-    def project(self, x):
-        return polar(x)
+        self._check_frame(RETRACTIONS)
 
     @manifold_method
     def to_tangent(self, x, v):

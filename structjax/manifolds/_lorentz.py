@@ -1,13 +1,11 @@
 """The Lorentz (hyperboloid) model of hyperbolic space."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from ._base import (
-    AbstractManifold,
-    check_hyperbolic,
+    AbstractHyperbolic,
     manifold_method,
     random_point_method,
     storage_dtype,
@@ -40,7 +38,7 @@ def _max_spatial_norm(dtype) -> float:
     return 1e15 if dtype.itemsize <= 4 else 1e150
 
 
-class Lorentz(AbstractManifold):
+class Lorentz(AbstractHyperbolic):
     """The hyperboloid $\\{x \\in \\mathbb{R}^{n+1} : \\langle x, x\\rangle_L = -1/c,\\ x_0 >
     0\\}$ of constant curvature $-c < 0$, with the metric induced by the Minkowski product.
     Points have shape `(..., n + 1)`, the time coordinate first.
@@ -71,17 +69,6 @@ class Lorentz(AbstractManifold):
 
     **Raises:** `ValueError` for $n < 1$ or curvature $\\ge 0$; see **Checks**.
     """
-
-    n: int = eqx.field(static=True)
-    curvature: float = eqx.field(static=True, default=-1.0)
-    checks: bool = eqx.field(static=True, default=True, kw_only=True)
-
-    def __check_init__(self):
-        check_hyperbolic(type(self).__name__, self.n, self.curvature)
-
-    @property
-    def c(self) -> float:
-        return -float(self.curvature)
 
     @property
     def point_shape(self):

@@ -1,21 +1,23 @@
 """The orthogonal group $O(n)$ and the special orthogonal group $SO(n)$."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
+from .._linalg import expm as _expm, mm, mT, skew
 from ._base import (
     AbstractManifold,
     batch_inner,
-    frobenius_defect,
     manifold_method,
     random_point_method,
     refuse,
 )
-from .._linalg import expm as _expm, mm, mT, skew
 from ._stiefel import (
     RETRACTIONS as STIEFEL_RETRACTIONS,
+    AbstractFrames,
     Stiefel,
     polar,
     refuse_rank_deficient,
@@ -54,7 +56,7 @@ def _logm_orthogonal(q):
     return (2.0 * 2**_LOG_SQUARE_ROOTS) * total
 
 
-class Orthogonal(AbstractManifold):
+class Orthogonal(AbstractFrames):
     """The orthogonal group $O(n) = \\{X : X^\\top X = I\\}$ with the bi-invariant metric
     $\\langle U, V\\rangle_X = \\mathrm{tr}(U^\\top V)$ (the embedded one).
 
@@ -112,18 +114,12 @@ class Orthogonal(AbstractManifold):
         retraction = "polar" if self.retraction == "exp" else self.retraction
         return Stiefel(self.n, self.n, retraction, self.cayley_iterations, checks=self.checks)
 
+    _what: ClassVar[str] = "orthogonal"
+    _k: ClassVar[str] = "n"
+
     @property
-    def point_shape(self):
-        return (self.n, self.n)
-
-    def _off(self, x, tol, full):
-        what = "|x^T x - I|_F" if full else "|(|x|_F^2 - n)| / sqrt(n)"
-        err = stiefel_error(x) if full else frobenius_defect(x, self.n)
-        return ~(err <= tol), jnp.max(err), f"orthogonal ({what} <= {tol:.0e})"
-
-    @manifold_method
-    def project(self, x):
-        return polar(x)
+    def _columns(self) -> int:
+        return self.n
 
     @manifold_method
     def to_tangent(self, x, v):

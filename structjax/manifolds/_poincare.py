@@ -1,13 +1,11 @@
 """The Poincaré ball model of hyperbolic space."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from ._base import (
-    AbstractManifold,
-    check_hyperbolic,
+    AbstractHyperbolic,
     manifold_method,
     random_point_method,
     storage_dtype,
@@ -36,7 +34,7 @@ def ball_margin(dtype) -> float:
     return {2: 1e-2, 4: 1e-5}.get(jnp.dtype(dtype).itemsize, 1e-10)
 
 
-class PoincareBall(AbstractManifold):
+class PoincareBall(AbstractHyperbolic):
     """The Poincaré ball $\\{x \\in \\mathbb{R}^n : c|x|^2 < 1\\}$ of constant curvature
     $-c < 0$, with the conformal metric $\\langle u, v\\rangle_x = \\lambda_x^2 \\langle u,
     v\\rangle$, $\\lambda_x = 2/(1 - c|x|^2)$. Points have shape `(..., n)`.
@@ -64,17 +62,6 @@ class PoincareBall(AbstractManifold):
 
     **Raises:** `ValueError` for $n < 1$ or curvature $\\ge 0$; see **Checks**.
     """
-
-    n: int = eqx.field(static=True)
-    curvature: float = eqx.field(static=True, default=-1.0)
-    checks: bool = eqx.field(static=True, default=True, kw_only=True)
-
-    def __check_init__(self):
-        check_hyperbolic(type(self).__name__, self.n, self.curvature)
-
-    @property
-    def c(self) -> float:
-        return -float(self.curvature)
 
     @property
     def point_shape(self):

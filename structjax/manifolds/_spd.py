@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
+from .._linalg import expm, mm, mT, sym
 from ._base import (
     AbstractManifold,
     manifold_method,
@@ -13,7 +14,6 @@ from ._base import (
     refuse,
     storage_dtype,
 )
-from .._linalg import expm, mm, mT, sym
 
 _METRICS = ("affine", "log_euclidean", "bures_wasserstein")
 

@@ -1,11 +1,14 @@
 """The Stiefel manifold $\\mathrm{St}(n, p)$ of n x p matrices with orthonormal columns."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
+from .._linalg import expm as _expm, mm, mT, newton_schulz as _newton_schulz, skew, sym
 from ._base import (
     AbstractManifold,
     batch_inner,
@@ -14,7 +17,6 @@ from ._base import (
     random_point_method,
     refuse,
 )
-from .._linalg import expm as _expm, mm, mT, newton_schulz as _newton_schulz, skew, sym
 
 RETRACTIONS = ("qr", "polar", "cholesky_qr", "cayley", "cayley_iterative")
 
@@ -181,7 +183,51 @@ def cayley_iterative(x, v, iterations: int):
     return _cholesky_qr(y)
 
 
-class Stiefel(AbstractManifold):
+class AbstractFrames(AbstractManifold):
+    """The manifolds whose points are $n \\times k$ matrices with orthonormal columns: the
+    Stiefel manifold ($k = p$), Grassmann's representatives ($k = p$) and the orthogonal
+    group ($k = n$). They share the point shape, the membership test (the full
+    $\\|X^\\top X - I\\|_F$ where asked for, else the O(nk) norm test
+    $|\\,\\|X\\|_F^2 - k\\,|/\\sqrt k$) and `project`, the polar factor (the nearest point).
+    """
+
+    n: eqx.AbstractVar[int]
+
+    @property
+    def _columns(self) -> int:
+        return self.p
+
+    _what: ClassVar[str] = "orthonormal columns"  # what a point is, for messages
+    _k: ClassVar[str] = "p"  # the name of the column count, for messages
+
+    def _check_frame(self, retractions: tuple[str, ...]):
+        """`1 <= p <= n` and one of `retractions`, for Stiefel and Grassmann."""
+        name = type(self).__name__
+        if self.p > self.n:
+            raise ValueError(f"`{name}(n={self.n}, p={self.p})` needs p <= n.")
+        if self.p < 1:
+            raise ValueError(f"`{name}(n={self.n}, p={self.p})` needs p >= 1.")
+        if self.retraction not in retractions:
+            raise ValueError(
+                f"`{name}(retraction={self.retraction!r})`: choose one of {retractions}."
+            )
+
+    @property
+    def point_shape(self):
+        return (self.n, self._columns)
+
+    def _off(self, x, tol, full):
+        k = self._k
+        what = "|x^T x - I|_F" if full else f"|(|x|_F^2 - {k})| / sqrt({k})"
+        err = stiefel_error(x) if full else frobenius_defect(x, self._columns)
+        return ~(err <= tol), jnp.max(err), f"{self._what} ({what} <= {tol:.0e})"
+
+    @manifold_method
+    def project(self, x):
+        return polar(x)
+
+
+class Stiefel(AbstractFrames):
     """The Stiefel manifold of n x p matrices with orthonormal columns, with the embedded
     (Euclidean) metric $\\langle U, V\\rangle_X = \\mathrm{tr}(U^\\top V)$.
 
@@ -247,31 +293,11 @@ class Stiefel(AbstractManifold):
     checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     def __check_init__(self):
-        if self.p > self.n:
-            raise ValueError(f"`Stiefel(n={self.n}, p={self.p})` needs p <= n.")
-        if self.p < 1:
-            raise ValueError(f"`Stiefel(n={self.n}, p={self.p})` needs p >= 1.")
-        if self.retraction not in RETRACTIONS:
-            raise ValueError(
-                f"`Stiefel(retraction={self.retraction!r})`: choose one of {RETRACTIONS}."
-            )
+        self._check_frame(RETRACTIONS)
         if self.cayley_iterations < 1:
             raise ValueError(
                 f"`Stiefel(cayley_iterations={self.cayley_iterations})` needs at least 1."
             )
-
-    @property
-    def point_shape(self):
-        return (self.n, self.p)
-
-    def _off(self, x, tol, full):
-        what = "|x^T x - I|_F" if full else "|(|x|_F^2 - p)| / sqrt(p)"
-        err = stiefel_error(x) if full else frobenius_defect(x, self.p)
-        return ~(err <= tol), jnp.max(err), f"orthonormal columns ({what} <= {tol:.0e})"
-
-    @manifold_method
-    def project(self, x):
-        return polar(x)
 
     @manifold_method
     def to_tangent(self, x, v):

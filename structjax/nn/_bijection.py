@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PyTree
 
-from .._guards import check_real_floating
-from .._guards import static_int
+from .._guards import check_real_floating, static_int
 
 
 class AbstractBijection(eqx.Module):

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._guards import guard
 from .._guards import (
     check_param_dtype,
+    guard,
     in_float32,
     positive_finite,
     static_float,

@@ -6,8 +6,7 @@ import diffrax
 import equinox as eqx
 from jaxtyping import Array, PyTree
 
-from .._guards import check_real_floating
-from .._guards import positive_finite, static_float, static_int
+from .._guards import check_real_floating, positive_finite, static_float, static_int
 from ..integrators import solve_fixed
 
 

@@ -7,10 +7,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._guards import check_real_floating, compute_dtype
-from .._guards import check_param_dtype, in_float32, static_int
-from ..manifolds import Constrained, Stiefel
+from .._guards import check_param_dtype, check_real_floating, compute_dtype, in_float32, static_int
 from .._linalg import cayley, expm as _expm, mm, mT, newton_schulz as _newton_schulz, skew
+from ..manifolds import Constrained, Stiefel
 from ._linear import AbstractLinear
 
 _PARAMETRISATIONS = ("stiefel", "cayley", "expm", "bjorck")

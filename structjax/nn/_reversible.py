@@ -1,5 +1,6 @@
 """Deep stacks of exactly invertible blocks with constant-memory backpropagation."""
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ import jax.tree_util as jtu
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._guards import positive_finite, static_float, static_int
+from .._reversible import reversible_loop
 from ._bijection import AbstractBijection, check_vector, jit_method, zero_log_det
 from ._sympnet import _check_state, _dtype, _normal, gradient_shear
 
@@ -29,80 +31,36 @@ def _scan_forward(vjp_arg):
     return y, total
 
 
-_reversible_scan = eqx.filter_custom_vjp(_scan_forward)
+def _block_step(static, params, block, n, state):
+    x, total = state
+    y, ld = eqx.combine(block, static).forward_and_log_det(x)
+    return y, total + ld
 
 
-@_reversible_scan.def_fwd
-def _reversible_fwd(perturbed, vjp_arg):
-    del perturbed
-    out = _scan_forward(vjp_arg)
-    # Only the output is kept: the backward pass rebuilds each block's input by inverting it
-    # (Gomez et al. 2017, Algorithm 1), so memory does not grow with depth.
-    return out, out[0]
+def _block_inverse(static, params, block, n, state):
+    y, total = state
+    x, ld = eqx.combine(block, static).inverse_and_log_det(y)
+    return x, total + ld  # (the inverse's log-det is minus the block's)
 
 
-@_reversible_scan.def_bwd
-def _reversible_bwd(y, cotangents, perturbed, vjp_arg):
-    del perturbed
-    ct_y, ct_ld = cotangents
-    blocks, _ = vjp_arg
-    ct_y = jtu.tree_map(
-        lambda c, v: jnp.zeros_like(v) if c is None else c, ct_y, y, is_leaf=lambda c: c is None
-    )
-    ct_ld = jnp.zeros((), zero_log_det(y).dtype) if ct_ld is None else ct_ld
+def _reversible_scan(vjp_arg):
+    """`_scan_forward` under the reversible adjoint (`structjax._reversible`): only the
+    output is kept, each block's input rebuilt by its inverse on the way back (Gomez et al.
+    2017, Algorithm 1), so memory does not grow with depth; a batching rule runs the backward
+    pass once over a `vmap`ped batch."""
+    blocks, x = vjp_arg
     dynamic, static = eqx.partition(blocks, eqx.is_array)
-    return _backward(static)(dynamic, y, ct_y, ct_ld)
-
-
-def _backward(static):
-    """The backward pass as a function of arrays only, with a batching rule.
-
-    Under `jax.vmap` of a layer (the way a batch is fed), JAX would batch this backward pass
-    as it is, giving each example its own copy of every block's parameter cotangent, summed
-    only at the end: memory batch x depth x parameters. The rule instead runs the scan once
-    over the whole batch, each block's vector-Jacobian product summing the parameters'
-    cotangent over the batch as it goes, so memory stays batch x activation + parameters."""
-
-    def backward(dynamic, y, ct_y, ct_ld, batched: bool):
-        def forward(block, x):
-            if batched:
-                return jax.vmap(block.forward_and_log_det)(x)
-            return block.forward_and_log_det(x)
-
-        def body(carry, block):
-            y, ct_y = carry
-            block = eqx.combine(block, static)
-            x = jax.vmap(block.inverse)(y) if batched else block.inverse(y)
-            _, vjp = eqx.filter_vjp(forward, block, x)
-            ct_block, ct_x = vjp((ct_y, ct_ld))
-            return (x, ct_x), eqx.filter(ct_block, eqx.is_array)
-
-        (_, ct_x), ct_blocks = jax.lax.scan(body, (y, ct_y), dynamic, reverse=True)
-        return ct_blocks, ct_x
-
-    @jax.custom_batching.custom_vmap
-    def unbatched(dynamic, y, ct_y, ct_ld):
-        return backward(dynamic, y, ct_y, ct_ld, batched=False)
-
-    @unbatched.def_vmap
-    def rule(axis_size, in_batched, dynamic, y, ct_y, ct_ld):
-        dyn_b, *rest_b = in_batched
-        if any(jtu.tree_leaves(dyn_b)):  # the parameters are batched too (an ensemble)
-            axes = jtu.tree_map(lambda b: 0 if b else None, in_batched)
-            out = jax.vmap(unbatched, in_axes=tuple(axes), axis_size=axis_size)(
-                dynamic, y, ct_y, ct_ld
-            )
-            return out, jtu.tree_map(lambda _: True, out)
-
-        def broadcast(x, b):
-            return x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
-
-        y, ct_y, ct_ld = jtu.tree_map(broadcast, (y, ct_y, ct_ld), tuple(rest_b))
-        ct_blocks, ct_x = backward(dynamic, y, ct_y, ct_ld, batched=True)
-        return (ct_blocks, ct_x), (jtu.tree_map(lambda _: False, ct_blocks),
-                                   jtu.tree_map(lambda _: True, ct_x))  # fmt: skip
-
-    return unbatched
+    depth = jtu.tree_leaves(dynamic)[0].shape[0]
+    out = reversible_loop(
+        functools.partial(_block_step, static),
+        functools.partial(_block_inverse, static),
+        None,
+        dynamic,
+        (x, zero_log_det(x)),
+        length=depth,
+        chunk=depth,
+    )
+    return jtu.tree_map(lambda a: a[0], out)
 
 
 class Reversible(AbstractBijection):

@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._guards import compute_dtype
-from .._guards import check_param_dtype, static_int
+from .._guards import check_param_dtype, compute_dtype, static_int
 from ._bijection import AbstractBijection, check_even, check_vector, zero_log_det
 
 _KINDS = ("up", "low")

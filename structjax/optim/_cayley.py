@@ -8,8 +8,8 @@ import optax
 from jax.typing import ArrayLike
 
 from .._guards import hyperparameter
-from ..manifolds import Orthogonal, Product, SpecialOrthogonal, Stiefel
 from .._linalg import mm
+from ..manifolds import Orthogonal, Product, SpecialOrthogonal, Stiefel
 from ._riemannian import _LR, _describe
 from ._step import riemannian_step
 from ._tree import as_dtype, cast_like, finite_nonnegative, is_manifold_leaf, tree_map

@@ -31,10 +31,10 @@ IDS = [g.name for g in GROUPS]
 def _invariant_form(group):
     """The bilinear form each group preserves, g^T M g = M (None: none to check)."""
     n = group.name
+    if n == "O(1,3)":  # the Lorentz group
+        return np.diag([1.0, -1.0, -1.0, -1.0])
     if n.startswith(("SO", "O(", "C(", "D(", "S(")):
         return np.eye(group.d)
-    if n == "Lorentz":
-        return np.diag([1.0, -1.0, -1.0, -1.0])
     if n.startswith("Sp"):
         k = group.d // 2
         return np.block([[np.zeros((k, k)), np.eye(k)], [-np.eye(k), np.zeros((k, k))]])

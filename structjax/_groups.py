@@ -13,9 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._guards import check_real_floating, compute_dtype, is_traced
-from .._linalg import expm as _expm
-from .._guards import static_int
+from ._guards import check_real_floating, compute_dtype, is_traced, static_int
+from ._linalg import expm as _expm, mm, mT
 
 
 def _rotation(theta: float) -> np.ndarray:
@@ -38,6 +37,27 @@ def _reflection(n: int) -> np.ndarray:
     r = np.eye(n)
     r[0, 0] = -1.0
     return r
+
+
+def form_error(y, form, special: bool = False, affine: bool = False):
+    """How far the matrices `y` (leading axes batch) are from the group that keeps the
+    bilinear `form` $M$ ($Y^\\top M Y = M$): $\\|Y^\\top M Y - M\\|_F$, plus $|\\det Y - 1|$
+    for a `special` group, and for an `affine` one (homogeneous matrices
+    $\\begin{pmatrix} R & t \\\\ 0 & 1 \\end{pmatrix}$) the form applied to $R$ plus the
+    distance of the last row from $(0, \\dots, 0, 1)$. One number per matrix. With `form`
+    the identity and `y` tall, the Stiefel error $\\|Y^\\top Y - I\\|_F$."""
+    y = jnp.asarray(y)
+    err = 0.0
+    if affine:
+        n = y.shape[-1]
+        last = jnp.zeros(n, y.dtype).at[-1].set(1.0)
+        err = jnp.linalg.norm(y[..., -1, :] - last, axis=-1)
+        y = y[..., :-1, :-1]
+    m = jnp.asarray(form, y.dtype)
+    err = err + jnp.linalg.norm(mm(mT(y), mm(m, y)) - m, axis=(-2, -1))
+    if special:
+        err = err + jnp.abs(jnp.linalg.det(y) - 1)
+    return err
 
 
 class Frozen:
@@ -87,6 +107,11 @@ class Group(eqx.Module):
     - `name`: for messages.
 
     - `order`: for a finite group, its order $|G|$ (an int >= 1), else None.
+    - `form`, `special`, `affine` (keywords): how membership is measured, for a Lie group
+      that keeps a bilinear form $M$ ($g^\\top M g = M$: the identity for O(n), $\\eta$ for
+      the Lorentz group, $J$ for Sp(2n)), with $\\det g = 1$ if `special`, on homogeneous
+      matrices if `affine` (E(n), SE(n)). `membership_error` and `check.lie_group_error`
+      use them; a group without a form (the finite ones) refuses them.
 
     Use the constructors `C`, `D`, `S`, `SO`, `O`, `Lorentz`, `Sp`, `E`, or build your own
     group from its generators: anything `equivariant_basis` needs is here. The generators are
@@ -101,14 +126,29 @@ class Group(eqx.Module):
     _discrete: Frozen = eqx.field(static=True)
     name: str = eqx.field(static=True)
     order: int | None = eqx.field(static=True)  # finite groups: |G|
+    _form: Frozen | None = eqx.field(static=True)
+    special: bool = eqx.field(static=True)
+    affine: bool = eqx.field(static=True)
 
-    def __init__(self, lie_algebra, discrete_generators, name: str = "G", order=None):
+    def __init__(
+        self,
+        lie_algebra,
+        discrete_generators,
+        name: str = "G",
+        order=None,
+        *,
+        form=None,
+        special: bool = False,
+        affine: bool = False,
+    ):
         call = f"Group(name={name!r})"
         self._lie_algebra = Frozen(lie_algebra, call, "lie_algebra")
         self._discrete = Frozen(discrete_generators, call, "discrete_generators")
         if order is not None:
             order = static_int(order, f"Group(name={name!r}, order={order!r})", "order")
         self.name, self.order = str(name), order
+        self._form = None if form is None else Frozen(form, call, "form")
+        self.special, self.affine = bool(special), bool(affine)
 
     @property
     def lie_algebra(self) -> np.ndarray:
@@ -130,6 +170,14 @@ class Group(eqx.Module):
                 f"`Group({self.name})` has no generators: give Lie-algebra generators, discrete "
                 "generators or both (the trivial group has no equivariance constraint to solve)."
             )
+        if self._form is not None:
+            k = self.d - 1 if self.affine else self.d
+            if self.form.shape != (k, k):
+                raise ValueError(
+                    f"`Group({self.name})`: `form` must be {k} x {k} (the "
+                    f"{'linear block of the ' if self.affine else ''}defining representation), "
+                    f"got {self.form.shape}."
+                )
         if self.lie_algebra.shape[1:] != self.discrete_generators.shape[1:] and (
             self.lie_algebra.shape[0] and self.discrete_generators.shape[0]
         ):
@@ -137,6 +185,32 @@ class Group(eqx.Module):
                 f"`Group({self.name})`: Lie-algebra generators {self.lie_algebra.shape} and "
                 f"discrete generators {self.discrete_generators.shape} act on different spaces."
             )
+
+    @property
+    def form(self) -> np.ndarray | None:
+        """The bilinear form the group keeps (None if none is declared)."""
+        return None if self._form is None else self._form.array
+
+    def membership_error(self, g: Array) -> Array:
+        """How far the $d \\times d$ matrices `g` (leading axes batch) are from the group,
+        one number per matrix (zero on it): `form_error` with the group's form.
+
+        **Raises:** `ValueError` for matrices that are not $d \\times d$, or for a group
+        that declares no invariant form (a finite group: membership of a finite set is not
+        a distance to a manifold)."""
+        if self._form is None:
+            raise ValueError(
+                f"`{self.name}.membership_error`: the group declares no invariant form (a "
+                "finite group, or one built without `form=`), so there is no distance to it "
+                "to measure; give `Group(..., form=M)` for a group keeping g^T M g = M."
+            )
+        shape = jnp.shape(g)
+        if len(shape) < 2 or shape[-2:] != (self.d, self.d):
+            raise ValueError(
+                f"`{self.name}.membership_error` needs {self.d} x {self.d} matrices (leading "
+                f"axes batch), got shape {shape}."
+            )
+        return form_error(g, self.form, self.special, self.affine)
 
     @property
     def d(self) -> int:
@@ -205,22 +279,40 @@ def S(n: int) -> Group:
 def SO(n: int) -> Group:
     """The rotations of $\\mathbb R^n$."""
     n = static_int(n, f"SO({n!r})", "n", minimum=2)
-    return Group(_so_generators(n), np.zeros((0, n, n)), f"SO({n})")
+    return Group(_so_generators(n), np.zeros((0, n, n)), f"SO({n})", form=np.eye(n),
+                 special=True)  # fmt: skip
 
 
 def O(n: int) -> Group:  # noqa: E743
     """The orthogonal group of $\\mathbb R^n$: $SO(n)$ and a reflection."""
     n = static_int(n, f"O({n!r})", "n", minimum=1)
-    return Group(_so_generators(n), _reflection(n)[None], f"O({n})")
+    return Group(_so_generators(n), _reflection(n)[None], f"O({n})", form=np.eye(n))
 
 
-def Lorentz() -> Group:
+def LorentzGroup() -> Group:
     """The Lorentz group $O(1, 3)$, preserving $\\eta = \\mathrm{diag}(1, -1, -1, -1)$:
     rotations and boosts ($A^\\top \\eta + \\eta A = 0$), with time reversal and parity as
-    discrete generators (EMLP's `O13`)."""
+    discrete generators (EMLP's `O13`). Also spelled `Lorentz()`, EMLP's name; not to be
+    confused with `structjax.manifolds.Lorentz`, the hyperboloid model of hyperbolic space
+    (which this group acts on).
+
+    **Example:**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from structjax.equivariant import LorentzGroup
+    >>> lam = LorentzGroup().sample(jax.random.PRNGKey(1))
+    >>> eta = jnp.diag(jnp.array([1.0, -1.0, -1.0, -1.0]))
+    >>> bool(jnp.allclose(lam.T @ eta @ lam, eta, atol=1e-6 * float(jnp.abs(lam).max()) ** 2))
+    True
+    """
     gens = [_lorentz_generator(i, j) for i in range(4) for j in range(i + 1, 4)]
     discrete = np.stack([np.diag([-1.0, 1.0, 1.0, 1.0]), np.diag([1.0, -1.0, -1.0, -1.0])])
-    return Group(np.stack(gens), discrete, "Lorentz")
+    return Group(np.stack(gens), discrete, "O(1,3)", form=np.diag([1.0, -1.0, -1.0, -1.0]))
+
+
+def Lorentz() -> Group:  # noqa: N802
+    """EMLP's spelling of `LorentzGroup()`, the group $O(1, 3)$ (see there)."""
+    return LorentzGroup()
 
 
 def _lorentz_generator(i: int, j: int) -> np.ndarray:
@@ -246,7 +338,7 @@ def Sp(n: int) -> Group:
             s = np.zeros((d, d))
             s[a, b] = s[b, a] = 1.0
             gens.append(j @ s)
-    return Group(np.stack(gens), np.zeros((0, d, d)), f"Sp({d})")
+    return Group(np.stack(gens), np.zeros((0, d, d)), f"Sp({d})", form=j)
 
 
 def E(n: int) -> Group:
@@ -262,4 +354,30 @@ def E(n: int) -> Group:
         gens.append(t)
     reflection = np.eye(n + 1)
     reflection[0, 0] = -1.0
-    return Group(np.stack(gens), reflection[None], f"E({n})")
+    return Group(np.stack(gens), reflection[None], f"E({n})", form=np.eye(n), affine=True)
+
+
+def SE(n: int) -> Group:
+    """The special Euclidean group $SE(n)$ (rigid motions: rotations and translations) as
+    $(n+1) \\times (n+1)$ homogeneous matrices $\\begin{pmatrix} R & t \\\\ 0 & 1
+    \\end{pmatrix}$, $R \\in SO(n)$: the identity component of `E(n)`, the group of
+    `structjax.integrators.RKMK(group=SE(3))` rigid-body kinematics. `n` is an int >= 2.
+
+    **Example:**
+
+    >>> import jax, jax.numpy as jnp
+    >>> from structjax.equivariant import SE
+    >>> g = SE(2).sample(jax.random.PRNGKey(0))
+    >>> g.shape, bool(jnp.all(g[-1] == jnp.array([0.0, 0.0, 1.0])))
+    ((3, 3), True)
+    >>> bool(SE(2).membership_error(g) < 1e-12)
+    True
+    """
+    n = static_int(n, f"SE({n!r})", "n", minimum=2)
+    gens = [np.pad(a, ((0, 1), (0, 1))) for a in _so_generators(n)]
+    for i in range(n):
+        t = np.zeros((n + 1, n + 1))
+        t[i, n] = 1.0
+        gens.append(t)
+    return Group(np.stack(gens), np.zeros((0, n + 1, n + 1)), f"SE({n})", form=np.eye(n),
+                 special=True, affine=True)  # fmt: skip
