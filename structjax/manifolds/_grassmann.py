@@ -4,14 +4,14 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from .._linalg import mm, mT
+from .._linalg import mm, mT, polar, qf
 from ._base import (
     batch_inner,
     manifold_method,
     random_point_method,
     refuse,
 )
-from ._stiefel import AbstractFrames, Stiefel, polar, qf, refuse_rank_deficient, stiefel_error
+from ._stiefel import AbstractFrames, Stiefel, refuse_rank_deficient, stiefel_error
 
 RETRACTIONS = ("qr", "polar")
 

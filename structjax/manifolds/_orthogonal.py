@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
-from .._linalg import expm as _expm, mm, mT, skew
+from .._linalg import expm as _expm, mm, mT, polar, skew
 from ._base import (
     AbstractManifold,
     batch_inner,
@@ -19,7 +19,6 @@ from ._stiefel import (
     RETRACTIONS as STIEFEL_RETRACTIONS,
     AbstractFrames,
     Stiefel,
-    polar,
     refuse_rank_deficient,
     stiefel_error,
 )

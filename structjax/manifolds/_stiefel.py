@@ -8,7 +8,16 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import PRNGKeyArray
 
-from .._linalg import expm as _expm, mm, mT, newton_schulz as _newton_schulz, skew, sym
+from .._linalg import (
+    expm as _expm,
+    mm,
+    mT,
+    newton_schulz as _newton_schulz,
+    polar,
+    qf,
+    skew,
+    sym,
+)
 from ._base import (
     AbstractManifold,
     batch_inner,
@@ -22,113 +31,6 @@ RETRACTIONS = ("qr", "polar", "cholesky_qr", "cayley", "cayley_iterative")
 
 
 # --- Orthonormalisations of a full-rank n x p matrix (shared with Orthogonal and Grassmann) ---
-
-
-def qf(a):
-    """The Q factor of the thin QR decomposition with $\\mathrm{diag}(R) > 0$ (unique)."""
-    q, r = jnp.linalg.qr(a)
-    d = jnp.diagonal(r, axis1=-2, axis2=-1)
-    return q * jnp.where(d < 0, -1.0, 1.0).astype(a.dtype)[..., None, :]
-
-
-@jax.custom_jvp
-def _lyapunov(r, c):
-    """The solution $Z$ of $RZ + ZR = C$ for symmetric positive definite $R$."""
-    w, u = jnp.linalg.eigh(r)
-    ct = mm(mm(mT(u), c), u)
-    return mm(mm(u, ct / (w[..., :, None] + w[..., None, :])), mT(u))
-
-
-@_lyapunov.defjvp
-def _lyapunov_jvp(primals, tangents):
-    # Differentiate R Z + Z R = C; only ever calls `_lyapunov` again, never differentiates
-    # `eigh`, whose derivative is singular at repeated eigenvalues (such as at R = I).
-    (r, c), (dr, dc) = primals, tangents
-    z = _lyapunov(r, c)
-    return z, _lyapunov(r, dc - mm(dr, z) - mm(z, dr))
-
-
-# Above this Frobenius distance from I the binomial series takes too many terms (> 25 in
-# float64) and `eigh` is cheaper.
-_SERIES_RADIUS = 0.25
-
-
-def _inv_sqrt_eigh(s):
-    w, u = jnp.linalg.eigh(s)
-    return mm(u * jax.lax.rsqrt(w)[..., None, :], mT(u))
-
-
-def _inv_sqrt_series(s, eta):
-    """$(I + E)^{-1/2} = \\sum_k \\binom{-1/2}{k} E^k$, $E = S - I$, summed until the next
-    term's bound $|c_k| \\eta^k$ ($\\eta = \\|E\\|_F \\ge \\|E\\|_2$) is below the unit
-    roundoff. Only matrix products of the small p x p matrix, and none at all next to a
-    retraction step of size $\\epsilon$ in float32: there $\\eta \\approx \\epsilon^2$ and
-    $I - E/2$ is exact to rounding for $\\epsilon \\lesssim 10^{-2}$."""
-    eye = jnp.broadcast_to(jnp.eye(s.shape[-1], dtype=s.dtype), s.shape)
-    e = s - eye
-    tol = jnp.finfo(s.dtype).eps / 4
-
-    def cond(c):
-        k, coef, _, _ = c
-        return (jnp.abs(coef) * eta**k > tol) & (k < 60)
-
-    def body(c):
-        k, coef, power, acc = c
-        power = mm(power, e)
-        return k + 1, coef * (-0.5 - k) / (k + 1), power, acc + coef * power
-
-    # Terms 0 and 1 always; then term k (coefficient c_k) while it can still matter.
-    init = (jnp.asarray(2, s.dtype), jnp.asarray(0.375, s.dtype), e, eye - 0.5 * e)
-    return jax.lax.while_loop(cond, body, init)[3]
-
-
-def _inv_sqrt_first(s, eta):
-    del eta
-    eye = jnp.eye(s.shape[-1], dtype=s.dtype)
-    return 1.5 * eye - 0.5 * s
-
-
-def _inv_sqrt_eigh_branch(s, eta):
-    del eta
-    return _inv_sqrt_eigh(s)
-
-
-# Module-level branches: `lax.switch` caches its traced branches by function identity, so
-# an eager call reuses the compiled program. Closures built per call (as these once were)
-# made every eager `polar` compile a new XLA program (0.2-1 s a call).
-_INV_SQRT_BRANCHES = (_inv_sqrt_first, _inv_sqrt_series, _inv_sqrt_eigh_branch)
-
-
-@jax.custom_jvp
-def inv_sqrt(s):
-    """$S^{-1/2}$ for symmetric positive definite $S$: by the binomial series in $S - I$ when
-    $\\|S - I\\|_F \\le 1/4$ (matrix products only; Higham 2008, *Functions of Matrices*,
-    Sec. 5.3 and 6.3 for the series), by `eigh` otherwise. Its derivative stays finite at
-    repeated eigenvalues (Daleckii-Krein, via the Lyapunov equation
-    $S^{1/2} D + D S^{1/2} = dS$ for $D = d(S^{1/2})$)."""
-    eye = jnp.eye(s.shape[-1], dtype=s.dtype)
-    eta = jnp.max(jnp.linalg.norm(s - eye, axis=(-2, -1)))
-    # I - E/2 alone when the next term, (3/8) E^2, is below rounding (a retraction step of
-    # size ~1e-2 in float32): a branch of its own, as the loop costs more than its work.
-    one_term = 0.375 * eta**2 <= jnp.finfo(s.dtype).eps / 4
-    branch = jnp.where(one_term, 0, jnp.where(eta <= _SERIES_RADIUS, 1, 2))
-    return jax.lax.switch(branch, _INV_SQRT_BRANCHES, s, eta)
-
-
-@inv_sqrt.defjvp
-def _inv_sqrt_jvp(primals, tangents):
-    (s,), (ds,) = primals, tangents
-    g = inv_sqrt(s)
-    d_root = _lyapunov(mm(s, g), ds)
-    return g, mm(mm(-g, d_root), g)
-
-
-@jax.jit
-def polar(a):
-    """The orthonormal polar factor $A (A^\\top A)^{-1/2}$, the nearest matrix with
-    orthonormal columns (Higham 2008, *Functions of Matrices*, Thm 8.4), through `inv_sqrt`
-    of the small p x p Gram matrix: two n x p products when $A$ is near the manifold."""
-    return mm(a, inv_sqrt(mm(mT(a), a)))
 
 
 def _cholesky_qr(a):

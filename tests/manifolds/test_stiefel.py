@@ -132,7 +132,7 @@ def test_float32_long_walk(retraction):
 def test_inv_sqrt_on_every_branch(eta, dtype):
     # `inv_sqrt` takes I - E/2 (tiny E), the binomial series (|E|_F <= 1/4) or `eigh`
     # (beyond): each must give S^{-1/2} to rounding, checked by S^{1/2} S^{-1/2} S^{1/2} = S.
-    from structjax.manifolds._stiefel import inv_sqrt
+    from structjax._linalg import inv_sqrt
 
     a = np.random.default_rng(0).standard_normal((6, 6))
     e = (a + a.T) / np.linalg.norm(a + a.T) * eta
