@@ -83,7 +83,7 @@ def relativistic_kinetic(mass: ArrayLike = 1.0, speed_of_light: ArrayLike = 1.0)
     call = "relativistic_kinetic(mass=..., speed_of_light=...)"
     mass = _positive("mass", mass, call=call)
     speed_of_light = _positive("speed_of_light", speed_of_light, True, call=call)
-    if concrete(speed_of_light) and math.isinf(float(speed_of_light)):
+    if concrete(speed_of_light) and bool(jnp.isinf(speed_of_light)):
         return quadratic_kinetic(mass)
     c = speed_of_light
     # c sqrt(s + m^2 c^2) - m c^2 = s / (sqrt(s / c^2 + m^2) + m): no cancellation at small s.
@@ -115,7 +115,7 @@ def _check_damping(damping, call, checks):
 _STEP = "positive and finite (the time step h)"
 
 
-def _check_step(learning_rate, call, checks):
+def _check_step(learning_rate: optax.ScalarOrSchedule, call, checks) -> optax.ScalarOrSchedule:
     if callable(learning_rate):
         return learning_rate
     return hyperparameter(learning_rate, call, "learning_rate", finite_positive, _STEP,
@@ -258,7 +258,7 @@ def scale_by_conformal_euler(
         else:
             factor = h * _velocity_factor(kinetic, _sq_norm(manifolds, params, p, like.dtype))
         out = cast_like(jtu.tree_map(lambda p: (factor * p).astype(p.dtype), p), out_like)
-        count = optax.safe_int32_increment(state.count)
+        count = jnp.asarray(optax.safe_int32_increment(state.count))
         previous = None if manifolds is None else copy_params(params)
         return out, ConformalMomentumState(count, p, previous)
 
@@ -375,8 +375,8 @@ def scale_by_relativistic(
     alpha = hyperparameter(alpha, _call, "alpha", lambda v: (v >= 0) & (v <= 1),
                            "in [0, 1]", checks=checks)  # fmt: skip
     # Known now: skip the work of a term that vanishes (alpha = 1, c = inf).
-    mixing = not (concrete(alpha) and float(alpha) == 1.0)
-    classical = concrete(speed_of_light) and math.isinf(float(speed_of_light))
+    mixing = not (concrete(alpha) and bool(jnp.asarray(alpha) == 1.0))
+    classical = concrete(speed_of_light) and bool(jnp.isinf(speed_of_light))
 
     def update_fn(updates, state, params=None):
         updates, like, out_like = _inputs(updates, params, manifolds, _call)
@@ -406,7 +406,7 @@ def scale_by_relativistic(
         else:
             out = jtu.tree_map(lambda wv: (step * wv).astype(wv.dtype), w)
         out = cast_like(out, out_like)
-        count = optax.safe_int32_increment(state.count)
+        count = jnp.asarray(optax.safe_int32_increment(state.count))
         sq = state.sq_norm if classical else sw.astype(state.sq_norm.dtype)
         previous = None if manifolds is None else copy_params(params)
         return out, RelativisticState(count, w, previous, sq)

@@ -164,7 +164,7 @@ def scale_by_riemannian_adam(
     def update_fn(updates, state, params=None):
         if params is None:
             raise ValueError(f"`{_call}.update` needs `params`.")
-        count = optax.safe_int32_increment(state.count)
+        count = jnp.asarray(optax.safe_int32_increment(state.count))
         k = count.astype(jnp.result_type(float))
 
         def step(m, x, xp, v, n, n_max, g):

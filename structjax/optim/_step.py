@@ -16,6 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import ArrayLike
 from jaxtyping import Array
 
 from .._guards import hyperparameters
@@ -90,11 +91,11 @@ def riemannian_step(
     learning_rate,
     *,
     adam: bool,
-    momentum=0.0,
+    momentum: ArrayLike = 0.0,
     nesterov: bool = False,
-    b1=0.9,
-    b2=0.999,
-    eps=1e-8,
+    b1: ArrayLike = 0.9,
+    b2: ArrayLike = 0.999,
+    eps: ArrayLike = 1e-8,
     amsgrad: bool = False,
     bound: Callable | None = None,
     manifolds=None,
@@ -154,7 +155,7 @@ def riemannian_step(
         check_params(params, f"{call}.update")
         ms, treedef, leaves, gs = _plan(manifolds, params)
         grads = treedef.flatten_up_to(updates)
-        count = optax.safe_int32_increment(state.count)
+        count = jnp.asarray(optax.safe_int32_increment(state.count))
         k = count.astype(jnp.result_type(float))
         lr = learning_rate_value(learning_rate, state.count, call, lr_ok, lr_expected, checks)
         out: list = [None] * len(leaves)

@@ -38,7 +38,8 @@ from ..manifolds._product import Product
 
 def concrete(*xs) -> bool:
     """Whether hyperparameters are known now (not traced, as under `inject_hyperparams`)."""
-    return not any(isinstance(x, jax.core.Tracer) for x in jtu.tree_leaves(xs))
+    tracer = jax.core.Tracer  # pyright: ignore[reportAttributeAccessIssue]  # public, not in stubs
+    return not any(isinstance(x, tracer) for x in jtu.tree_leaves(xs))
 
 
 def is_manifold_leaf(x) -> bool:
@@ -68,8 +69,9 @@ def _leaf_manifolds(m, sub, where: str, out: list, names: list, hot: bool) -> No
         names.append(name)
 
 
-def manifold_list(manifolds, params, hot: bool = True) -> tuple[list, list, jtu.PyTreeDef]:
-    """One manifold (None for Euclidean) and one name per leaf of `params`, and its treedef.
+def manifold_list(manifolds, params, hot: bool = True) -> tuple[list, list, Any]:
+    """One manifold (None for Euclidean) and one name per leaf of `params`, and its treedef
+    (a `jax.tree_util.PyTreeDef`).
     `hot`: the manifolds for the steps, with their methods' own point checks off."""
     treedef = jtu.tree_structure(params)
     ms: list = []
@@ -249,7 +251,7 @@ def scale_by_learning_rate(
                                 "learning_rate (the schedule's value)", ok, expected,
                                 checks=checks)  # fmt: skip
         out = jtu.tree_map(lambda u: u * -as_dtype(lr, u), updates)
-        return out, ScaleByLearningRateState(optax.safe_int32_increment(state.count))
+        return out, ScaleByLearningRateState(jnp.asarray(optax.safe_int32_increment(state.count)))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
