@@ -67,7 +67,13 @@ def _krylov_nullspace(blocks, n_out, n_in):
             total += np.einsum("ji,jkl->ikl", a, r) - np.einsum("ijl,kj->ikl", r, b)
         return total.reshape(n, -1)
 
-    op = scipy.sparse.linalg.LinearOperator((n, n), matmat=c_t_c, matvec=c_t_c, dtype=np.float64)
+    # (scipy's stubs type the abstract base's `__init__`; `__new__` builds the custom operator)
+    op = scipy.sparse.linalg.LinearOperator(  # pyright: ignore[reportCallIssue]
+        (n, n),
+        matmat=c_t_c,  # pyright: ignore[reportCallIssue]
+        matvec=c_t_c,  # pyright: ignore[reportCallIssue]
+        dtype=np.float64,  # pyright: ignore[reportCallIssue]
+    )
     # (floored at 1, as in the dense path: all-zero constraints, e.g. between scalars of a
     # connected group, make every vector a solution, not none)
     scale = max(sum(np.linalg.norm(a, 2) ** 2 + np.linalg.norm(b, 2) ** 2 for a, b in blocks), 1.0)
@@ -125,9 +131,37 @@ def equivariant_basis(
     pure function of its arguments. `EquivariantLinear` calls it per pair of components, so
     large direct sums cost only their distinct blocks.
 
-    **Arguments:** `rep_in`, `rep_out` of the same group; `method`: `"auto"`, `"dense"` or
-    `"krylov"` (block LOBPCG; for a basis of at most n/5 elements, n the number of
-    unknowns).
+    **Arguments:**
+
+    - `rep_in`: the input representation.
+    - `rep_out`: the output representation, of the same group.
+    - `method`: `"auto"` (dense up to 1024 unknowns), `"dense"` or `"krylov"` (block LOBPCG;
+        for a basis of at most n/5 elements, n the number of unknowns).
+
+    **Returns:** a read-only float64 NumPy array `(rep_out.size, rep_in.size, r)` whose `r`
+    slices are orthonormal (in the Frobenius inner product) equivariant maps.
+
+    **Raises:** `ValueError` for representations of different groups, an unknown `method`, or
+    (`"krylov"`) a basis of more than n/5 elements; `RuntimeError` when the matrix-free solve
+    does not converge.
+
+    Reference: Finzi, Welling & Wilson, "A Practical Method for Constructing Equivariant
+    Multilayer Perceptrons of Arbitrary Matrix Groups", ICML 2021, Sec. 4, eqs. (4)-(5);
+    Knyazev, "Toward the optimal preconditioned eigensolver: LOBPCG", SIAM J. Sci. Comput. 2001.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, numpy as np
+    >>> import structjax.equivariant as se
+    >>> G = se.SO(3)
+    >>> Q = se.equivariant_basis(se.V(G), se.V(G))  # only multiples of the identity
+    >>> g = np.asarray(G.sample(jax.random.key(0)))
+    >>> W = Q[..., 0]
+    >>> print(Q.shape, bool(np.abs(g @ W - W @ g).max() < 1e-10))
+    (3, 3, 1) True
+
+    ```
     """
     if rep_in.group != rep_out.group:
         raise ValueError(
