@@ -12,7 +12,7 @@ from .._linalg import mm
 from ..manifolds import Orthogonal, Product, SpecialOrthogonal, Stiefel
 from ._riemannian import _LR, _describe
 from ._step import riemannian_step
-from ._tree import as_dtype, cast_like, finite_nonnegative, is_manifold_leaf, tree_map
+from ._tree import Manifolds, as_dtype, cast_like, finite_nonnegative, is_manifold_leaf, tree_map
 
 _CAYLEY_MANIFOLDS = (Stiefel, Orthogonal, SpecialOrthogonal)
 
@@ -29,7 +29,7 @@ def _with_cayley(manifolds, iterations: int):
         if m is None:
             return None
         if isinstance(m, Product):
-            return Product(tuple(swap(f) for f in m.manifolds))
+            return Product(tuple(swap(f) for f in m.manifolds))  # pyright: ignore[reportArgumentType]  # factors are manifolds, never None
         if not isinstance(m, _CAYLEY_MANIFOLDS):
             raise ValueError(
                 "The Cayley optimisers work on Stiefel, Orthogonal and SpecialOrthogonal "
@@ -74,15 +74,48 @@ def _bound(q, eps, call, checks):
 
 
 def scale_by_cayley_bound(
-    q: ArrayLike = 0.5, eps: ArrayLike = 1e-8, manifolds=None, *, checks: bool = True,
+    q: ArrayLike = 0.5, eps: ArrayLike = 1e-8, manifolds: Manifolds = None, *, checks: bool = True,
     _call: str = "scale_by_cayley_bound",
-):  # fmt: skip
-    """Li et al.'s step bound (2020, Algorithms 1 and 2): shrink a Stiefel step `u` so that
-    its Cayley generator has $\\|W\\|_F \\le 2q$, which keeps the fixed-point iteration of the
-    iterative Cayley retraction contracting (factor $\\le q$). Euclidean leaves pass through.
+) -> optax.GradientTransformation:  # fmt: skip
+    r"""Bound a Stiefel step so that the iterative Cayley retraction contracts.
 
-    **Raises:** a `ValueError` (or, traced, a runtime error) unless $0 < q < 1$ and `eps`
-    is finite and >= 0.
+    For a step $u$ at $x$ with Cayley generator $W = \hat W - \hat W^\top$,
+    $\hat W = u x^\top - \tfrac12 x x^\top u x^\top$ (Li, Fuxin & Todorovic 2020, eq. 6), it
+    returns $u \cdot \min\big(1, 2q / (\|W\|_F + \varepsilon)\big)$, so that $\|W\|_F \le 2q$
+    and the fixed-point iteration of the iterative Cayley retraction contracts with factor
+    $\le q$ (Li et al. 2020, Algorithms 1 and 2). Euclidean leaves pass through. Chain it
+    after the learning rate, before `retract`.
+
+    **Arguments:**
+
+    - `q`: the contraction factor, $0 < q < 1$ (default 0.5).
+    - `eps`: $\varepsilon \ge 0$, guards the division (default 1e-8).
+    - `manifolds`: as `riemannian_gradient`; the manifold leaves are Stiefel-type, with
+        points of shape `(..., n, p)`.
+    - `checks`: `False` drops the run-time checks of traced `q` and `eps`.
+
+    **Returns:**
+
+    An `optax.GradientTransformation` (stateless; its `update` needs `params`).
+
+    **Raises:**
+
+    A `ValueError` (or, traced, a runtime error) unless $0 < q < 1$ and `eps` is finite and
+    >= 0; a `ValueError` for an `update` without `params`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import structjax.manifolds as sm, structjax.optim as so
+    >>> m = sm.Stiefel(4, 2); x = m.random_point(jax.random.key(0))
+    >>> opt = so.scale_by_cayley_bound(q=0.5, manifolds=m)
+    >>> g = m.to_tangent(x, 10 * jnp.ones((4, 2)))
+    >>> u, _ = opt.update(g, opt.init(x), x)
+    >>> print(bool(jnp.linalg.norm(u) < jnp.linalg.norm(g)))
+    True
+
+    ```
     """
     bound = _bound(q, eps, _call, checks)
 
@@ -105,22 +138,61 @@ def cayley_sgd(
     nesterov: bool = False,
     q: ArrayLike = 0.5,
     iterations: int = 2,
-    manifolds=None,
+    manifolds: Manifolds = None,
     *,
     checks: bool = True,
 ) -> optax.GradientTransformation:
-    """Cayley SGD with momentum (Li, Fuxin & Todorovic, "Efficient Riemannian optimization on
-    the Stiefel manifold via the Cayley transform", ICLR 2020, Algorithm 1): momentum kept
-    tangent by projection, the step bounded by $\\|W\\| \\le 2q$, and the iterative Cayley
-    retraction with `iterations` fixed-point steps.
+    r"""Cayley SGD with momentum on the Stiefel manifold.
 
-    **Arguments:** as `riemannian_sgd`, plus `q` in (0, 1) (the step bound) and
-    `iterations` >= 1; `manifolds` must be Stiefel, Orthogonal or SpecialOrthogonal (or
-    Products of them; None for Euclidean).
+    Li, Fuxin & Todorovic ("Efficient Riemannian optimization on the Stiefel manifold via the
+    Cayley transform", ICLR 2020, Algorithm 1): with $\operatorname{grad} f(x_t)$ the
+    Riemannian gradient, $\beta$ the momentum and $\eta_t$ the learning rate,
 
-    **Raises:** as `riemannian_sgd`, and a `ValueError` (or, traced, a runtime error) for
-    `q` outside (0, 1), a `ValueError` for `iterations` < 1 or another manifold.
-    Dtypes and `optax.apply_if_finite` as `riemannian_sgd`.
+    $$v_t = \beta\,\Pi_{x_t}(v_{t-1}) + \operatorname{grad} f(x_t), \qquad
+    x_{t+1} = Y\big(-\eta_t\,\alpha_t v_t\big),$$
+
+    the momentum kept tangent by the projection $\Pi_{x_t}$, the step shrunk by
+    $\alpha_t = \min(1, 2q/\|W\|_F)$ so that its Cayley generator has $\|W\|_F \le 2q$ (see
+    `scale_by_cayley_bound`), and $Y$ the iterative Cayley retraction with `iterations`
+    fixed-point steps. One batched transformation, as `riemannian_sgd`.
+
+    **Arguments:**
+
+    - `learning_rate`: $\eta$, a float or an optax schedule, finite and >= 0.
+    - `momentum`: $\beta \in [0, 1)$ (default 0.9).
+    - `nesterov`: Nesterov's momentum, as `optax.sgd` (default `False`).
+    - `q`: the step bound's contraction factor in (0, 1) (default 0.5).
+    - `iterations`: the fixed-point steps of the Cayley retraction, an int >= 1 (default 2).
+    - `manifolds`: Stiefel, Orthogonal or SpecialOrthogonal (points `(..., n, p)`), or
+        Products or pytrees of them (None for Euclidean leaves).
+    - `checks`: as `riemannian_sgd`.
+
+    **Returns:**
+
+    An `optax.GradientTransformation` whose state is a `RiemannianStepState`.
+
+    **Raises:**
+
+    As `riemannian_sgd`; a `ValueError` (or, traced, a runtime error) for `q` outside (0, 1);
+    a `ValueError` for `iterations` not a positive int or another manifold. Dtypes and
+    `optax.apply_if_finite` as `riemannian_sgd`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import structjax.manifolds as sm, structjax.optim as so
+    >>> m = sm.Stiefel(5, 2)
+    >>> a = jnp.diag(jnp.arange(1.0, 6.0)); loss = lambda x: -jnp.trace(x.T @ a @ x)
+    >>> x = x0 = m.random_point(jax.random.key(0))
+    >>> opt = so.cayley_sgd(0.05, manifolds=m); state = opt.init(x)
+    >>> for _ in range(20):
+    ...     updates, state = opt.update(jax.grad(loss)(x), state, x)
+    ...     x = optax.apply_updates(x, updates)
+    >>> print(bool(m.constraint_error(x) < 1e-12), bool(loss(x) < loss(x0)))
+    True True
+
+    ```
     """
     ms = _with_cayley(manifolds, iterations)
     call = _describe("cayley_sgd", manifolds)
@@ -138,16 +210,51 @@ def cayley_adam(
     eps: ArrayLike = 1e-8,
     q: ArrayLike = 0.5,
     iterations: int = 2,
-    manifolds=None,
+    manifolds: Manifolds = None,
     *,
     checks: bool = True,
 ) -> optax.GradientTransformation:
-    """Cayley Adam (Li, Fuxin & Todorovic 2020, Algorithm 2): Adam with the second moment
-    $\\|G\\|^2$ per Stiefel matrix, the first moment kept tangent by projection, the step
-    bounded by $\\|W\\| \\le 2q$, and the iterative Cayley retraction. (As optax, `eps` is
-    added outside the square root.)
+    r"""Cayley Adam on the Stiefel manifold.
 
-    **Arguments and Raises:** as `cayley_sgd`, with `b1`, `b2`, `eps` as `riemannian_adam`.
+    Li, Fuxin & Todorovic 2020 (ICLR, Algorithm 2): Adam with the second moment
+    $v_t = \beta_2 v_{t-1} + (1 - \beta_2)\|G_t\|_F^2$ one number per Stiefel matrix, the
+    first moment $m_t = \beta_1 \Pi_{x_t}(m_{t-1}) + (1 - \beta_1) G_t$ kept tangent by
+    projection, the bias-corrected step $\eta_t \hat m_t / (\sqrt{\hat v_t} + \varepsilon)$
+    bounded so that $\|W\|_F \le 2q$ (see `scale_by_cayley_bound`), and the iterative Cayley
+    retraction. As optax, `eps` is added outside the square root.
+
+    **Arguments:**
+
+    - `learning_rate`: $\eta$, a float or an optax schedule, finite and >= 0.
+    - `b1`: $\beta_1 \in [0, 1)$ (default 0.9).
+    - `b2`: $\beta_2 \in [0, 1)$ (default 0.99, as the paper).
+    - `eps`: $\varepsilon \ge 0$, finite (default 1e-8).
+    - `q`, `iterations`, `manifolds`, `checks`: as `cayley_sgd`.
+
+    **Returns:**
+
+    An `optax.GradientTransformation` whose state is a `RiemannianStepState`.
+
+    **Raises:**
+
+    As `cayley_sgd`, and for `b1`, `b2` or `eps` out of range (as `riemannian_adam`).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import structjax.manifolds as sm, structjax.optim as so
+    >>> m = sm.Stiefel(5, 2)
+    >>> a = jnp.diag(jnp.arange(1.0, 6.0)); loss = lambda x: -jnp.trace(x.T @ a @ x)
+    >>> x = x0 = m.random_point(jax.random.key(0))
+    >>> opt = so.cayley_adam(0.1, manifolds=m); state = opt.init(x)
+    >>> for _ in range(20):
+    ...     updates, state = opt.update(jax.grad(loss)(x), state, x)
+    ...     x = optax.apply_updates(x, updates)
+    >>> print(bool(m.constraint_error(x) < 1e-12), bool(loss(x) < loss(x0)))
+    True True
+
+    ```
     """
     ms = _with_cayley(manifolds, iterations)
     call = _describe("cayley_adam", manifolds)

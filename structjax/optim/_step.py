@@ -33,18 +33,34 @@ from ._tree import (
 
 
 class RiemannianStepState(NamedTuple):
-    """The state of `riemannian_sgd`/`riemannian_adam`/`cayley_*`.
+    r"""The state of `riemannian_sgd`, `riemannian_adam`, `cayley_sgd` and `cayley_adam`.
 
-    `count`: steps taken (a schedule's argument). `checked`: True, carrying `init`'s
-    refusal of a point off its manifold (every update depends on it). `mu`, `nu`, `nu_max`,
-    `previous`: one entry per group of leaves (the leaves
-    of one manifold, shape and dtype, stacked on a new leading axis in the order of the
-    parameters' leaves; each Euclidean leaf alone, unstacked), None where unused: the first
-    moment (momentum buffer), the second moment (per manifold point) and its running maximum,
-    and the parameters the first moment sits at (to transport it from). Moments are float32
-    for 16-bit parameters. `slots`: per group of two or more, each leaf's position in the
-    stack, as int32 scalars: run-time data, so that XLA compiles one program that takes any
-    leaf out of its stack, not one per leaf (None for groups of one).
+    The moments are kept by *group*: the leaves of one manifold, shape and dtype, stacked on a
+    new leading axis in the order of the parameters' leaves (each Euclidean leaf alone,
+    unstacked); an entry is None where the optimiser does not use it.
+
+    **Arguments:**
+
+    - `count`: steps taken, an int32 scalar (a schedule's argument, Adam's bias correction).
+    - `checked`: a boolean scalar, `True`, carrying `init`'s refusal of a point off its
+        manifold (every update depends on it).
+    - `mu`: per group, the first moment (momentum buffer), float32 for 16-bit parameters.
+    - `nu`: per group, the second moment (one number per manifold point).
+    - `nu_max`: per group, the running maximum of the bias-corrected `nu` (AMSGrad).
+    - `previous`: per group, the parameters the first moment sits at (to transport it from).
+    - `slots`: per group of two or more, each leaf's position in the stack as int32 scalars
+        (run-time data, so that XLA compiles one program that takes any leaf out of its stack);
+        None for groups of one.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp, structjax.manifolds as sm, structjax.optim as so
+    >>> state = so.riemannian_adam(0.1, manifolds=sm.Sphere(3)).init(jnp.asarray([1.0, 0.0, 0.0]))
+    >>> print(int(state.count), state.mu[0].shape, state.nu[0].shape)
+    0 (1, 3) (1, 1)
+
+    ```
     """
 
     count: Array

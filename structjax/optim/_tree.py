@@ -35,6 +35,10 @@ from .._guards import (
 from ..manifolds._base import AbstractManifold
 from ..manifolds._product import Product
 
+# One manifold, None (Euclidean), or a pytree of manifolds and Nones matched to the
+# parameters up to its leaves. Not `PyTree[...]`: a manifold is itself a pytree of arrays.
+Manifolds = Any
+
 
 def concrete(*xs) -> bool:
     """Whether hyperparameters are known now (not traced, as under `inject_hyperparams`)."""
