@@ -15,6 +15,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from .._guards import check_param_dtype, check_real_floating, guard, point_tolerance
@@ -32,8 +33,12 @@ def euclidean_action(
     row moves as $x_i \\mapsto R x_i + t$, i.e. $x \\mapsto x R^\\top + t$, for the homogeneous
     matrix $g = \\begin{pmatrix} R & t \\\\ 0 & 1 \\end{pmatrix}$ of `structjax.equivariant.E`.
 
-    **Arguments:** `g`, an $(n+1) \\times (n+1)$ group element; `graph`, a pair `(h, x)` with
-    `x` of shape `(..., N, n)`.
+    **Arguments:**
+
+    - `g`: an $(n+1) \\times (n+1)$ element of $E(n)$ (homogeneous coordinates).
+    - `graph`: a pair `(h, x)`: node features (any pytree, left unchanged) and coordinates
+        `x` of shape `(..., N, n)`.
+    - `checks`: whether to test that `g` is in $E(n)$.
 
     **Returns:** `(h, x R^T + t)`. Use it as `rep_in`/`rep_out` of
     `structjax.check.equivariance_error`.
@@ -42,6 +47,23 @@ def euclidean_action(
     ($R$ orthogonal and last row $(0, \\dots, 0, 1)$, within the dtype's point tolerance:
     eagerly, or as a runtime error under `jit`; `checks=False` skips it); `TypeError` for
     integer or complex coordinates.
+
+    Reference: Satorras, Hoogeboom & Welling, "E(n) Equivariant Graph Neural Networks", ICML
+    2021, Sec. 3.1.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> g = se.E(3).sample(jax.random.key(0))
+    >>> h, x = jnp.ones((4, 2)), jax.random.normal(jax.random.key(1), (4, 3))
+    >>> _, y = se.euclidean_action(g, (h, x))
+    >>> d = lambda z: jnp.linalg.norm(z[0] - z[1])  # distances are preserved
+    >>> print(y.shape, bool(jnp.isclose(d(y), d(x), atol=1e-12)))
+    (4, 3) True
+
+    ```
     """
     h, x = graph
     n = jnp.shape(x)[-1]
@@ -139,10 +161,36 @@ class EGNNLayer(eqx.Module):
     them (even inf or NaN). Padded nodes come out with features $0$ and coordinates unchanged
     (so the layer stays $E(n)$-equivariant with the group acting on every row).
 
-    **Arguments:** `feature_size` $F$, `hidden_size` (messages and MLP widths),
-    `out_feature_size` (default $F$), `spatial_dim` $n$ (default 3), `edge_attr_size` (0: no
-    edge attributes), `residual` (default: when `out_feature_size == feature_size`),
-    `activation` (default SiLU), `dtype`, `key`.
+    **Arguments:**
+
+    - `feature_size`: $F$, the node features' size.
+    - `hidden_size`: the messages' size and the MLPs' width.
+    - `out_feature_size`: the output features' size (default $F$).
+    - `spatial_dim`: $n$, the coordinates' dimension (default 3).
+    - `edge_attr_size`: the invariant edge attributes' size (0: none).
+    - `residual`: whether $h_i' = h_i + \\phi_h$ (default: when `out_feature_size ==
+        feature_size`).
+    - `activation`: the MLPs' activation (default SiLU).
+    - `dtype`: the parameters' real floating dtype.
+    - `key`: a PRNG key for the initialisation.
+
+    **Raises:** `ValueError` for a size that is not a positive int, `residual=True` with
+    `out_feature_size != feature_size`, and (at call time) inputs of the wrong shapes.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> layer = se.EGNNLayer(2, 8, key=jax.random.key(0))
+    >>> graph = (jnp.ones((5, 2)), jax.random.normal(jax.random.key(1), (5, 3)))
+    >>> err = equivariance_error(lambda g: layer(*g), se.E(3), graph, jax.random.key(2),
+    ...                          rep_in=se.euclidean_action, rep_out=se.euclidean_action)
+    >>> print(bool(err < 1e-10))
+    True
+
+    ```
     """
 
     edge_mlp: eqx.nn.MLP
@@ -163,7 +211,7 @@ class EGNNLayer(eqx.Module):
         edge_attr_size: int = 0,
         residual: bool | None = None,
         activation: Callable = jax.nn.silu,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -189,17 +237,22 @@ class EGNNLayer(eqx.Module):
                 "feature_size; pass residual=False."
             )
         k_e, k_x, k_h, k_w = jax.random.split(key, 4)
-        mlp = dict(width_size=hidden_size, depth=1, activation=activation, dtype=dtype)
         edge_in = 2 * feature_size + 1 + edge_attr_size  # [h_i, h_j, |x_i - x_j|^2, a_ij]
         self.edge_mlp = eqx.nn.MLP(
-            edge_in, hidden_size, final_activation=activation, key=k_e, **mlp
+            edge_in, hidden_size, hidden_size, 1, activation, activation, dtype=dtype, key=k_e
         )
-        coord_mlp = eqx.nn.MLP(hidden_size, "scalar", use_final_bias=False, key=k_x, **mlp)
+        coord_mlp = eqx.nn.MLP(
+            hidden_size, "scalar", hidden_size, 1, activation, use_final_bias=False,
+            dtype=dtype, key=k_x,
+        )  # fmt: skip
         w = coord_mlp.layers[-1].weight
         bound = _COORD_GAIN * math.sqrt(6 / (hidden_size + 1))  # Glorot & Bengio 2010
         w = jax.random.uniform(k_w, w.shape, w.dtype, -bound, bound)
         self.coord_mlp = eqx.tree_at(lambda m: m.layers[-1].weight, coord_mlp, w)
-        self.node_mlp = eqx.nn.MLP(feature_size + hidden_size, out_feature_size, key=k_h, **mlp)
+        self.node_mlp = eqx.nn.MLP(
+            feature_size + hidden_size, out_feature_size, hidden_size, 1, activation,
+            dtype=dtype, key=k_h,
+        )  # fmt: skip
         self.feature_size, self.out_feature_size = feature_size, out_feature_size
         self.spatial_dim, self.edge_attr_size, self.residual = spatial_dim, edge_attr_size, residual
 
@@ -256,8 +309,36 @@ class EGNN(eqx.Module):
     regression. Padded nodes (`mask` False) come out as in `EGNNLayer`: features 0,
     coordinates unchanged, and do not contribute to `readout`.
 
-    **Arguments:** `feature_size`, `hidden_size`, `out_size`, `num_layers` (default 4),
-    `spatial_dim` (default 3), `edge_attr_size` (default 0), `activation`, `dtype`, `key`.
+    **Arguments:**
+
+    - `feature_size`: the input node features' size.
+    - `hidden_size`: the width of every layer.
+    - `out_size`: the decoded node outputs' size.
+    - `num_layers`: the number of `EGNNLayer`s (default 4).
+    - `spatial_dim`: the coordinates' dimension (default 3).
+    - `edge_attr_size`: the invariant edge attributes' size (default 0: none).
+    - `activation`: the activation (default SiLU).
+    - `dtype`: the parameters' real floating dtype.
+    - `key`: a PRNG key for the initialisation.
+
+    **Raises:** `ValueError` for a size that is not a positive int, and (at call time) inputs
+    of the wrong shapes.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> net = se.EGNN(2, 8, 1, num_layers=2, key=jax.random.key(0))
+    >>> graph = (jnp.ones((5, 2)), jax.random.normal(jax.random.key(1), (5, 3)))
+    >>> err = equivariance_error(lambda g: net.readout(*g), se.E(3), graph,
+    ...                          jax.random.key(2), rep_in=se.euclidean_action,
+    ...                          rep_out=lambda g, y: y)
+    >>> print(net.readout(*graph).shape, bool(err < 1e-10))
+    (1,) True
+
+    ```
     """
 
     embedding: eqx.nn.Linear
@@ -276,7 +357,7 @@ class EGNN(eqx.Module):
         spatial_dim: int = 3,
         edge_attr_size: int = 0,
         activation: Callable = jax.nn.silu,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -328,5 +409,10 @@ class EGNN(eqx.Module):
         edge_attr: Float[Array, "_N _N _A"] | None = None,
     ) -> Float[Array, " _out"]:
         """The $E(n)$- and permutation-invariant prediction $\\sum_{i \\text{ real}}
-        \\mathrm{dec}(h^L_i)$, of shape `(out_size,)`."""
+        \\mathrm{dec}(h^L_i)$.
+
+        **Arguments:** as `EGNNLayer.__call__`.
+
+        **Returns:** the prediction, of shape `(out_size,)`.
+        """
         return jnp.sum(self(h, x, mask, edge_attr)[0], axis=0)

@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._groups import Group
@@ -47,14 +48,41 @@ class EquivariantLinear(eqx.Module):
     group structure (EMLP's Sec. 5.2 decomposition, solved per distinct pair, not for the
     whole sum). The bias lies in the invariant vectors of `rep_out`.
 
-    **Arguments:** `rep_in`, `rep_out` (same group), `use_bias`, `dtype` (a real float;
-    with float16/bfloat16 parameters or inputs, $W$ and the product are formed in float32 and
-    the output rounded once), `key`.
+    **Arguments:**
+
+    - `rep_in`: the input representation.
+    - `rep_out`: the output representation, of the same group.
+    - `use_bias`: whether to add an invariant bias.
+    - `dtype`: the parameters' real floating dtype (default: JAX's default float); with
+        float16/bfloat16 parameters or inputs, $W$ and the product are formed in float32 and
+        the output rounded once.
+    - `key`: a PRNG key for the initialisation.
+
+    Called on one vector `x` of shape `(rep_in.size,)`, it returns `(rep_out.size,)`.
+
+    Reference: Finzi, Welling & Wilson, "A Practical Method for Constructing Equivariant
+    Multilayer Perceptrons of Arbitrary Matrix Groups", ICML 2021, Sec. 5.2.
 
     **Raises:** `ValueError` if the representations belong to different groups, or if no
     nonzero equivariant map (nor invariant bias) exists between them: the layer would be
     identically zero for any parameters. `TypeError` for a non-float `dtype` or an integer or
     complex input.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> G = se.SO(3)
+    >>> layer = se.EquivariantLinear(2 * se.V(G), se.V(G) + se.Scalar(G), key=jax.random.key(0))
+    >>> x = jnp.arange(6.0)
+    >>> err = equivariance_error(layer, G, x, jax.random.key(1), rep_in=layer.rep_in,
+    ...                          rep_out=layer.rep_out)
+    >>> print(layer(x).shape, bool(err < 1e-12))
+    (4,) True
+
+    ```
     """
 
     weights: tuple[Array | None, ...]
@@ -63,7 +91,7 @@ class EquivariantLinear(eqx.Module):
     rep_out: AbstractRep = eqx.field(static=True)
 
     def __init__(self, rep_in: AbstractRep, rep_out: AbstractRep, use_bias: bool = True,
-                 dtype=None, *, key: PRNGKeyArray):  # fmt: skip
+                 dtype: DTypeLike | None = None, *, key: PRNGKeyArray):  # fmt: skip
         if rep_in.group != rep_out.group:
             raise ValueError(
                 f"`EquivariantLinear`: rep_in is a representation of {rep_in.group.name}, "
@@ -125,7 +153,13 @@ class EquivariantLinear(eqx.Module):
         leaves = [w for w in self.weights + self.biases if w is not None]
         return leaves[0].dtype if leaves else jnp.result_type(float)
 
-    def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
+    def __call__(
+        self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, " size_out"]:
+        """**Arguments:** `x`, one vector `(rep_in.size,)` (real floating); `key` unused.
+
+        **Returns:** $W x + b$, shape `(rep_out.size,)`.
+        """
         del key
         check_rep_input(self.rep_in, x, "EquivariantLinear(...)(x)")
         return self._apply(x)
@@ -177,7 +211,28 @@ def _is_scalar(rep) -> bool:
 
 
 def gated(rep: AbstractRep) -> AbstractRep:
-    """`rep` plus one scalar gate per non-scalar copy (EMLP's `gated`)."""
+    """`rep` plus one scalar gate per non-scalar copy (EMLP's `gated`), the input
+    representation of a `GatedNonlinearity(rep)`.
+
+    **Arguments:**
+
+    - `rep`: a representation.
+
+    **Returns:** `rep + k * Scalar(G)`, `k` the number of non-scalar copies in `rep` (`rep`
+    itself when there are none).
+
+    Reference: Finzi, Welling & Wilson 2021, Sec. 6.
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.equivariant as se
+    >>> G = se.SO(3)
+    >>> print(se.gated(2 * se.V(G) + se.Scalar(G)).size)  # 7 values, 2 gates
+    9
+
+    ```
+    """
     gates = sum(m for r, m in components(rep) if not _is_scalar(r))
     return rep + gates * Scalar(rep.group) if gates else rep
 
@@ -186,11 +241,41 @@ class GatedNonlinearity(eqx.Module):
     """The gated nonlinearity of EMLP (Finzi et al. 2021, Sec. 6; Weiler et al. 2018): on
     `gated(rep)`, each non-scalar copy $v$ is multiplied by $\\sigma(s)$ of its own scalar gate
     $s$, and each scalar $s$ becomes $s\\,\\sigma(s)$ (swish). Gates are invariant, so the map
-    is equivariant; the output is `rep` (gates dropped)."""
+    is equivariant; the output is `rep` (gates dropped).
+
+    **Arguments:**
+
+    - `rep`: the output representation; the input is `gated(rep)`.
+
+    Reference: Finzi, Welling & Wilson 2021, Sec. 6; Weiler, Geiger, Welling, Boomsma & Cohen,
+    "3D Steerable CNNs", NeurIPS 2018.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> G = se.SO(3)
+    >>> act = se.GatedNonlinearity(se.V(G))
+    >>> x = jnp.asarray([1.0, 2.0, 3.0, 0.5])  # a vector and its gate
+    >>> err = equivariance_error(act, G, x, jax.random.key(0), rep_in=se.gated(act.rep),
+    ...                          rep_out=act.rep)
+    >>> print(act(x).shape, bool(err < 1e-12))
+    (3,) True
+
+    ```
+    """
 
     rep: AbstractRep = eqx.field(static=True)
 
-    def __call__(self, x: Array, *, key: PRNGKeyArray | None = None):
+    def __call__(
+        self, x: Float[Array, " size_gated"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, " size"]:
+        """**Arguments:** `x`, one vector `(gated(rep).size,)`; `key` unused.
+
+        **Returns:** the gated values, shape `(rep.size,)`.
+        """
         del key
         n_values = self.rep.size
         values, gates = x[:n_values], x[n_values:]
@@ -210,7 +295,29 @@ def uniform_rep(channels: int, group: Group, max_rank: int = 2) -> AbstractRep:
     """A hidden representation of about `channels` numbers spread evenly over tensors of rank
     0..`max_rank` (the idea of EMLP's `uniform_rep`): rank $k$ gets
     $\\lfloor channels / ((max\\_rank + 1)\\, d^k) \\rfloor$ copies (at least one).
-    `channels` is an int >= 1, `max_rank` an int >= 0."""
+
+    **Arguments:**
+
+    - `channels`: about how many numbers, an int >= 1.
+    - `group`: the `Group`.
+    - `max_rank`: the highest tensor rank, an int >= 0.
+
+    **Returns:** a `DirectSum` of `T(k, 0, group)`, `k = 0..max_rank`.
+
+    **Raises:** `ValueError`/`TypeError` for `channels` or `max_rank` not an int in range.
+
+    Reference: Finzi, Welling & Wilson 2021, Sec. 6 (uniform channel allocation).
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.equivariant as se
+    >>> rep = se.uniform_rep(30, se.SO(3), max_rank=1)  # 15 scalars, 5 vectors
+    >>> print(rep.size)
+    30
+
+    ```
+    """
     channels = static_int(channels, f"uniform_rep({channels!r}, ...)", "channels")
     max_rank = static_int(max_rank, f"uniform_rep(max_rank={max_rank!r})", "max_rank", 0)
     d = group.d
@@ -232,7 +339,28 @@ class PairwiseProducts(eqx.Module):
     and covariant of the vectors (inner products, Minkowski products, cross products, outer
     products). This is the role of EMLP's bilinear layers (Finzi et al. 2021, Sec. 6): without
     them no linear map takes $O(n)$-vectors to scalars, so an EMLP on vectors would be
-    constant. Its output representation is `out_rep`."""
+    constant. Its output representation is `out_rep`.
+
+    **Arguments:**
+
+    - `rep`: the input representation.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> G = se.O(3)
+    >>> prod = se.PairwiseProducts(2 * se.V(G))
+    >>> x = jnp.arange(6.0)
+    >>> err = equivariance_error(prod, G, x, jax.random.key(0), rep_in=prod.rep,
+    ...                          rep_out=prod.out_rep)
+    >>> print(prod(x).shape, bool(err < 1e-12))
+    (33,) True
+
+    ```
+    """
 
     rep: AbstractRep = eqx.field(static=True)
     out_rep: AbstractRep = eqx.field(static=True)
@@ -250,7 +378,11 @@ class PairwiseProducts(eqx.Module):
         parts += [(TensorProduct((a, b)), 1) for a, b in pairs]
         self.out_rep = DirectSum(parts)
 
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Float[Array, " size"]) -> Float[Array, " size_out"]:
+        """**Arguments:** `x`, one vector `(rep.size,)`.
+
+        **Returns:** `x` followed by the flattened products, shape `(out_rep.size,)`.
+        """
         vecs = [x[s : s + n] for s, n in self._copies]
         products = [jnp.outer(u, v).reshape(-1) for i, u in enumerate(vecs) for v in vecs[i:]]
         return jnp.concatenate([x, *products])
@@ -262,16 +394,42 @@ class EMLP(eqx.Module):
     and a `GatedNonlinearity`; then an equivariant linear read-out. Works for any group of
     `structjax.equivariant`.
 
-    **Arguments:** `rep_in`, `rep_out`, `hidden` (a representation, or an int: the size of a
-    `uniform_rep`), `num_layers` hidden blocks (an int >= 1), `dtype` (16-bit parameters or
-    inputs: the network runs in float32 and rounds its output once), `key`.
+    **Arguments:**
+
+    - `rep_in`: the input representation.
+    - `rep_out`: the output representation, of the same group.
+    - `hidden`: the hidden representation, or an int: the size of a `uniform_rep`.
+    - `num_layers`: the number of hidden blocks, an int >= 1.
+    - `dtype`: the parameters' real floating dtype (16-bit parameters or inputs: the network
+        runs in float32 and rounds its output once).
+    - `key`: a PRNG key for the initialisation.
+
+    Reference: Finzi, Welling & Wilson, "A Practical Method for Constructing Equivariant
+    Multilayer Perceptrons of Arbitrary Matrix Groups", ICML 2021, Sec. 6.
 
     **Raises:** `ValueError` when a component of `rep_out` cannot be reached from `hidden`
     by any equivariant linear map (e.g. an all-scalar `hidden` and a vector output: invariant
     features carry no direction), since that part of the output would be identically zero for
     any weights. EMLP's reference code builds such a network silently (its `Linear` projects
     onto an empty basis); here it is refused, with the fix: give `hidden` components of the
-    output's types (an int `hidden` does, through `uniform_rep`).
+    output's types (an int `hidden` does, through `uniform_rep`). `TypeError` for a `hidden`
+    that is neither.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> G = se.SO(3)
+    >>> net = se.EMLP(2 * se.V(G), se.V(G), hidden=16, num_layers=1, key=jax.random.key(0))
+    >>> x = jnp.arange(6.0) / 6
+    >>> err = equivariance_error(net, G, x, jax.random.key(1), rep_in=2 * se.V(G),
+    ...                          rep_out=se.V(G))
+    >>> print(net(x).shape, bool(err < 1e-10))
+    (3,) True
+
+    ```
     """
 
     products: tuple[PairwiseProducts, ...]
@@ -280,7 +438,8 @@ class EMLP(eqx.Module):
     rep_in: AbstractRep = eqx.field(static=True)
 
     def __init__(self, rep_in: AbstractRep, rep_out: AbstractRep,
-                 hidden: AbstractRep | int = 128, num_layers: int = 2, dtype=None, *,
+                 hidden: AbstractRep | int = 128, num_layers: int = 2,
+                 dtype: DTypeLike | None = None, *,
                  key: PRNGKeyArray):  # fmt: skip
         num_layers = static_int(num_layers, f"EMLP(num_layers={num_layers!r})", "num_layers")
         check_param_dtype(dtype, "EMLP(rep_in, rep_out, dtype=...)")
@@ -312,7 +471,13 @@ class EMLP(eqx.Module):
         self.nonlinearities = (GatedNonlinearity(hidden),) * num_layers
         self.rep_in = rep_in
 
-    def __call__(self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None):
+    def __call__(
+        self, x: Float[Array, " size_in"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, " size_out"]:
+        """**Arguments:** `x`, one vector `(rep_in.size,)`; `key` unused.
+
+        **Returns:** the output, shape `(rep_out.size,)`.
+        """
         del key
         check_rep_input(self.rep_in, x, "EMLP(...)(x)")
         return self._apply(x)
