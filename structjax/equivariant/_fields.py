@@ -149,11 +149,33 @@ class FieldType(eqx.Module):
     $\\psi_{j,k}$ of $O(2)$/$D_N$) or `'regular'` (for $C_N$/$D_N$: $\\mathbb R^{|G|}$ indexed
     by $R(2\\pi t/N) S_0^s$ at $t + Ns$, permuted by left multiplication).
 
-    **Arguments:** `group`: `SO(2)`, `O(2)`, `C(N)` or `D(N)`; `fields`.
+    **Arguments:**
+
+    - `group`: `SO(2)`, `O(2)`, `C(N)` or `D(N)`.
+    - `fields`: a sequence of field specs, or a mapping spec -> multiplicity.
 
     `size` is the number of channels; `representation(g)` the block-diagonal $\\rho(g)$;
     `act(g, x)` the action on a field `(size, n, n)`. Pass a `FieldType` as `rep_in`/`rep_out`
     of `structjax.check.equivariance_error`.
+
+    **Raises:** `ValueError` for a group that is not one of these, an empty `fields`, or a spec
+    that is not an irrep (or regular representation) of the group.
+
+    Reference: Weiler & Cesa, "General E(2)-Equivariant Steerable CNNs", NeurIPS 2019 (the
+    irreps $\\psi_{j,k}$, as in escnn).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> ft = se.FieldType(se.C(4), ["trivial", 1, "regular"])
+    >>> g, h = se.C(4).sample(jax.random.key(0)), se.C(4).sample(jax.random.key(1))
+    >>> rho = ft.representation
+    >>> print(ft.size, bool(jnp.allclose(rho(g @ h), rho(g) @ rho(h), atol=1e-12)))
+    7 True
+
+    ```
     """
 
     group: Group = eqx.field(static=True)
@@ -177,6 +199,7 @@ class FieldType(eqx.Module):
 
     @property
     def size(self) -> int:
+        """The number of channels."""
         return sum(self._field_size(f) for f in self.fields)
 
     @property
@@ -213,7 +236,15 @@ class FieldType(eqx.Module):
         """$\\rho(g)$, block-diagonal over the fields. `g` must be an element of the group
         (orthogonal, a rotation for $SO(2)$/$C_N$, and for regular fields one of the $|G|$
         elements): otherwise a `ValueError` (eagerly) or a runtime error (under `jit`);
-        `checks=False` skips the test (regular fields then use the nearest element)."""
+        `checks=False` skips the test (regular fields then use the nearest element).
+
+        **Arguments:**
+
+        - `g`: a `(2, 2)` group element.
+        - `checks`: whether to test that `g` is in the group.
+
+        **Returns:** the `(size, size)` matrix $\\rho(g)$.
+        """
         if checks:
             g = self._check_element(g, "FieldType.representation(g)")
         theta = jnp.arctan2(g[1, 0], g[0, 0])
@@ -242,7 +273,16 @@ class FieldType(eqx.Module):
         smooth maps vanishing near the border (see `SteerableConv` for a measured bound).
 
         `g` must be an element of the group, as in `representation` (`checks=False` skips
-        the test); `x` real floating point (`TypeError` otherwise)."""
+        the test); `x` real floating point (`TypeError` otherwise).
+
+        **Arguments:**
+
+        - `g`: a `(2, 2)` group element.
+        - `x`: one square field, shape `(size, n, n)`.
+        - `checks`: whether to test that `g` is in the group.
+
+        **Returns:** $g \\cdot x$, shape `(size, n, n)`.
+        """
         if x.ndim != 3 or x.shape[0] != self.size or x.shape[1] != x.shape[2]:
             raise ValueError(
                 f"`FieldType.act(g, x)` takes one square field of shape ({self.size}, n, n), "
