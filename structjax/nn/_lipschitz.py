@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import (
@@ -20,6 +21,8 @@ from .._guards import (
 from .._linalg import mm
 from ._bijection import AbstractBijection, check_vector, jit_method
 from ._linear import AbstractLinear
+
+LogDet = Float[Array, ""]
 
 
 def _init_linear(in_features, out_features, use_bias, dtype, key):
@@ -45,8 +48,32 @@ class SpectralNormLinear(AbstractLinear):
     iteration of Miyato et al., whose underestimate would void the bound that
     `InvertibleResidual` relies on.
 
-    **Arguments:** `in_features`, `out_features`, `coefficient` $c > 0$ (finite, a Python
-    float: it is the declared bound), `use_bias`, `dtype`, `key`.
+    **Arguments:**
+
+    - `in_features`, `out_features`: the sizes (positive ints).
+    - `coefficient`: $c > 0$ (finite, a Python float: it is the declared bound).
+    - `use_bias`: add a bias $b$.
+    - `dtype`: the parameters' real floating dtype (default: JAX's default float).
+    - `key`: a PRNG key for the initial weight.
+
+    **Raises:** `ValueError` for sizes below 1 or $c$ not finite and positive; `TypeError`
+    for non-integer sizes, a non-float `dtype`, or an integer or complex input.
+
+    `__call__` takes ONE example `x` of shape `(in_features,)` and returns shape
+    `(out_features,)`; batch with `jax.vmap`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.nn as snn
+    >>> layer = snn.SpectralNormLinear(3, 5, coefficient=0.5, key=jax.random.key(0))
+    >>> print(layer(jnp.ones(3)).shape)
+    (5,)
+    >>> print(bool(abs(jnp.linalg.norm(layer.matrix, 2) - 0.5) < 1e-12))
+    True
+
+    ```
     """
 
     weight: Float[Array, "out in"]
@@ -60,7 +87,7 @@ class SpectralNormLinear(AbstractLinear):
         out_features: int,
         coefficient: float = 1.0,
         use_bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -79,10 +106,12 @@ class SpectralNormLinear(AbstractLinear):
 
     @property
     def lipschitz_bound(self) -> float:
+        """The declared Lipschitz constant $c$ (the spectral norm of `matrix`)."""
         return self.coefficient
 
     @property
     def matrix(self) -> Float[Array, "out in"]:
+        """$c\\, W / \\|W\\|_2$, of shape `(out_features, in_features)`."""
         return _spectral_normalised(self, self.weight).astype(self.weight.dtype)
 
 
@@ -98,7 +127,31 @@ class AOLLinear(AbstractLinear):
     $D_{ii} = \\big(\\sum_j |W^\\top W|_{ij}\\big)^{-1/2}$, which guarantees $\\|WD\\|_2 \\le 1$
     for any $W$: a certified 1-Lipschitz layer with no SVD or iteration.
 
-    **Arguments:** `in_features`, `out_features`, `use_bias`, `dtype`, `key`.
+    **Arguments:**
+
+    - `in_features`, `out_features`: the sizes (positive ints).
+    - `use_bias`: add a bias $b$.
+    - `dtype`: the parameters' real floating dtype (default: JAX's default float).
+    - `key`: a PRNG key for the initial weight.
+
+    **Raises:** `ValueError` for sizes below 1; `TypeError` for non-integer sizes, a
+    non-float `dtype`, or an integer or complex input.
+
+    `__call__` takes ONE example `x` of shape `(in_features,)` and returns shape
+    `(out_features,)`; batch with `jax.vmap`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.nn as snn
+    >>> layer = snn.AOLLinear(4, 3, key=jax.random.key(0))
+    >>> print(layer(jnp.ones(4)).shape)
+    (3,)
+    >>> print(bool(jnp.linalg.norm(layer.matrix, 2) <= 1.0 + 1e-12))
+    True
+
+    ```
     """
 
     weight: Float[Array, "out in"]
@@ -110,7 +163,7 @@ class AOLLinear(AbstractLinear):
         in_features: int,
         out_features: int,
         use_bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -120,10 +173,12 @@ class AOLLinear(AbstractLinear):
 
     @property
     def lipschitz_bound(self) -> float:
+        """The certified Lipschitz constant, 1."""
         return 1.0
 
     @property
     def matrix(self) -> Float[Array, "out in"]:
+        """$W D$, of shape `(out_features, in_features)`, with $\\|WD\\|_2 \\le 1$."""
         gram = jnp.abs(mm(self.weight.T, self.weight))
         tiny = jnp.finfo(gram.dtype).tiny  # a zero column gets D_ii = 0 rather than a NaN
         d = jnp.where(gram.sum(1) > 0, jax.lax.rsqrt(jnp.maximum(gram.sum(1), tiny)), 0.0)
@@ -133,7 +188,31 @@ class AOLLinear(AbstractLinear):
 class GroupSort(eqx.Module):
     """Sort each consecutive group of `group_size` entries (Anil, Lucas & Grosse 2019,
     "Sorting out Lipschitz function approximation", Sec. 4): a 1-Lipschitz, gradient-norm
-    preserving activation; `group_size=2` is MaxMin."""
+    preserving activation; `group_size=2` is MaxMin.
+
+    **Arguments:**
+
+    - `group_size`: the size of each sorted group (a positive int; default 2).
+
+    **Raises:** `TypeError` for a non-integer `group_size`, or a complex input; `ValueError`
+    for `group_size < 1`, or an input that is not a vector whose size is a multiple of
+    `group_size`.
+
+    `__call__` takes ONE vector of shape `(n,)` and returns the same shape; batch with
+    `jax.vmap`. Sorting is a permutation, so it preserves norms:
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.nn as snn
+    >>> x = jnp.array([3.0, -1.0, 0.5, 2.0])
+    >>> y = snn.GroupSort(2)(x)
+    >>> print(y.tolist(), bool(jnp.linalg.norm(y) == jnp.linalg.norm(x)))
+    [-1.0, 3.0, 0.5, 2.0] True
+
+    ```
+    """
 
     group_size: int = eqx.field(static=True, default=2)
 
@@ -142,9 +221,12 @@ class GroupSort(eqx.Module):
 
     @property
     def lipschitz_bound(self) -> float:
+        """The Lipschitz constant, 1."""
         return 1.0
 
-    def __call__(self, x: Float[Array, " n"], *, key: PRNGKeyArray | None = None):
+    def __call__(
+        self, x: Float[Array, " n"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, " n"]:
         del key
         g = self.group_size
         if jnp.ndim(x) != 1 or x.shape[0] % g:
@@ -176,16 +258,40 @@ class InvertibleResidual(AbstractBijection):
       $d\\,c^{n+1} / ((n+1)(1-c))$ (their Theorem 4). By default $n$ is the smallest with
       that bound below `log_det_tol`.
 
-    **Arguments:** `dim`, `width` of the hidden layer, `coefficient` $c \\in (0, 1)$,
-    `activation`, `log_det_terms` (an int >= 1), `log_det_tol` (> 0), `dtype`, `checks`
-    (default True: refuse an inverse whose fixed-point solve did not converge; False skips
-    that test), `key`. With float16/bfloat16 parameters or inputs the block runs in float32
-    and rounds its outputs once.
+    **Arguments:**
+
+    - `dim`: the input size; `width`: the hidden layer's size (positive ints).
+    - `coefficient`: $c \\in (0, 1)$, the bound on $\\mathrm{Lip}(g)$.
+    - `activation`: 1-Lipschitz (default ELU).
+    - `log_det_terms`: the number $n$ of series terms (an int >= 1), or `None` for the
+      smallest $n$ whose bound is below `log_det_tol` (> 0).
+    - `dtype`: the parameters' real floating dtype. With float16/bfloat16 parameters or
+      inputs the block runs in float32 and rounds its outputs once.
+    - `checks`: default True: refuse an inverse whose fixed-point solve did not converge;
+      False skips that test.
+    - `key`: a PRNG key, split between the two linear layers.
+
+    `__call__` (= `forward`) takes ONE vector of shape `(dim,)`; batch with `jax.vmap`.
 
     **Raises:** `ValueError` for $c \\notin (0, 1)$, `log_det_terms < 1` or
     `log_det_tol <= 0`; `TypeError` for non-integer sizes or integer/complex inputs; and, from
     `inverse`, a `ValueError` (eagerly) or a runtime error (under `jit`) when the fixed point
     does not converge (non-finite `y`).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.check as sc, structjax.nn as snn
+    >>> block = snn.InvertibleResidual(3, width=8, coefficient=0.5, key=jax.random.key(0))
+    >>> x = jnp.array([0.1, -0.2, 0.3])
+    >>> print(bool(sc.inversion_error(block.forward, block.inverse, x) < 1e-12))
+    True
+    >>> log_det = lambda x: block.forward_and_log_det(x)[1]
+    >>> print(bool(sc.log_det_error(block.forward, log_det, x) < 1e-9))
+    True
+
+    ```
     """
 
     first: SpectralNormLinear
@@ -204,7 +310,7 @@ class InvertibleResidual(AbstractBijection):
         activation: Callable = jax.nn.elu,
         log_det_terms: int | None = None,
         log_det_tol: float = 1e-10,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         checks: bool = True,
         *,
         key: PRNGKeyArray,
@@ -260,11 +366,11 @@ class InvertibleResidual(AbstractBijection):
         _, terms = jax.lax.scan(term, jnp.eye(self.dim, dtype=x.dtype), ks)
         return jnp.sum(terms)
 
-    def forward_and_log_det(self, x: Float[Array, " dim"]):
+    def forward_and_log_det(self, x: Float[Array, " dim"]) -> tuple[Float[Array, " dim"], LogDet]:
         check_vector(x, self.dim, "InvertibleResidual.forward", "x")
         return jit_method(_iresnet_forward, self, x)
 
-    def inverse_and_log_det(self, y: Float[Array, " dim"]):
+    def inverse_and_log_det(self, y: Float[Array, " dim"]) -> tuple[Float[Array, " dim"], LogDet]:
         check_vector(y, self.dim, "InvertibleResidual.inverse", "y")
         x, log_det, failed = jit_method(_iresnet_inverse, self, y)
         message = (
