@@ -5,6 +5,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import check_param_dtype, check_real_floating, compute_dtype, in_float32, static_int
@@ -48,13 +49,34 @@ class OrthogonalLinear(AbstractLinear):
       to rounding once the iteration has converged (tens of iterations for well-conditioned
       weights: `check` it if you lower the count).
 
-    **Arguments:** `in_features`, `out_features` (positive ints), `use_bias`, `dtype` (a real
-    float; float16/bfloat16 weights are orthonormalised in float32 and rounded once),
-    `parametrization`, `bjorck_iterations` (an int >= 0), `key`.
+    **Arguments:**
+
+    - `in_features`, `out_features`: the sizes (positive ints).
+    - `use_bias`: add a bias $b$ (initialised to zero).
+    - `dtype`: a real float; float16/bfloat16 weights are orthonormalised in float32 and
+      rounded once.
+    - `parametrization`: `"stiefel"`, `"cayley"`, `"expm"` or `"bjorck"`.
+    - `bjorck_iterations`: an int >= 0 (used by `"bjorck"`).
+    - `key`: a PRNG key for the initial weight.
+
+    `__call__` takes ONE example of shape `(in_features,)` and returns shape
+    `(out_features,)`; batch with `jax.vmap`.
 
     **Raises:** `ValueError` for sizes below 1, an unknown `parametrization` or
     `bjorck_iterations < 0`; `TypeError` for non-integer sizes or iteration counts, a
     non-float `dtype`, or an integer or complex input.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.nn as snn
+    >>> layer = snn.OrthogonalLinear(3, 5, parametrization="cayley", key=jax.random.key(0))
+    >>> w = layer.matrix
+    >>> print(w.shape, bool(jnp.max(jnp.abs(w.T @ w - jnp.eye(3))) < 1e-12))
+    (5, 3) True
+
+    ```
     """
 
     weight: Constrained | Array
@@ -69,7 +91,7 @@ class OrthogonalLinear(AbstractLinear):
         in_features: int,
         out_features: int,
         use_bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         parametrization: str = "stiefel",
         bjorck_iterations: int = 30,
         *,
@@ -108,14 +130,15 @@ class OrthogonalLinear(AbstractLinear):
 
     @property
     def lipschitz_bound(self) -> float:
+        """The Lipschitz constant, 1 ($\\|W\\|_2 = 1$)."""
         return 1.0
 
     @property
     def matrix(self) -> Float[Array, "out in"]:
         """$W$, of shape `(out_features, in_features)`, in the weight's dtype (computed in
         float32 for 16-bit weights)."""
-        weight = self.weight.value if self.parametrization == "stiefel" else self.weight
-        return _orthogonal_matrix(self, weight).astype(weight.dtype)
+        weight = self.weight.value if isinstance(self.weight, Constrained) else self.weight
+        return _orthogonal_matrix(self, weight).astype(jnp.result_type(weight))
 
 
 @in_float32
@@ -142,9 +165,34 @@ class OrthogonalConv2d(eqx.Module):
     for any kernel. Real FFTs over the last axis, as in their code: the self-conjugate
     frequencies get real (orthogonal) Cayley factors, so the output is real and exact.
 
-    **Arguments:** `channels` (in = out), `kernel_size`, `size` $n$ of the square input
-    (positive ints, `kernel_size <= size`), `use_bias`, `dtype` (a real float; 16-bit kernels
-    are transformed in float32), `key`. Input and output: `(channels, size, size)`, real.
+    **Arguments:**
+
+    - `channels`: the number of channels (in = out).
+    - `kernel_size`: the side of the square kernel.
+    - `size`: the side $n$ of the square input (positive ints, `kernel_size <= size`).
+    - `use_bias`: add a per-channel bias (initialised to zero).
+    - `dtype`: a real float; 16-bit kernels are transformed in float32.
+    - `key`: a PRNG key for the initial kernel.
+
+    **Raises:** `ValueError` for sizes below 1 or `kernel_size > size`, and at call time
+    for an input not of shape `(channels, size, size)`; `TypeError` for non-integer sizes,
+    a non-float `dtype`, or an integer or complex input.
+
+    `__call__` takes ONE real input of shape `(channels, size, size)` and returns the same
+    shape; batch with `jax.vmap`. Without bias it preserves norms:
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.nn as snn
+    >>> conv = snn.OrthogonalConv2d(2, 3, 4, use_bias=False, key=jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (2, 4, 4))
+    >>> y = conv(x)
+    >>> print(y.shape, bool(abs(jnp.linalg.norm(y) - jnp.linalg.norm(x)) < 1e-12))
+    (2, 4, 4) True
+
+    ```
     """
 
     kernel: Float[Array, "c c k k"]
@@ -158,7 +206,7 @@ class OrthogonalConv2d(eqx.Module):
         kernel_size: int,
         size: int,
         use_bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -181,6 +229,7 @@ class OrthogonalConv2d(eqx.Module):
 
     @property
     def lipschitz_bound(self) -> float:
+        """The Lipschitz constant, 1 (the map is orthogonal)."""
         return 1.0
 
     def _spectral(self):
@@ -189,7 +238,9 @@ class OrthogonalConv2d(eqx.Module):
         w = jnp.moveaxis(w, (0, 1), (-2, -1))  # (n, n//2 + 1, c, c)
         return cayley(2 * (jnp.conj(mT(w)) - w))
 
-    def __call__(self, x: Float[Array, "c n n"], *, key: PRNGKeyArray | None = None):
+    def __call__(
+        self, x: Float[Array, "c n n"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, "c n n"]:
         del key
         shape = (self.channels, self.size, self.size)
         if jnp.shape(x) != shape:
