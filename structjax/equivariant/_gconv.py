@@ -28,6 +28,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._groups import C, D, Group
@@ -81,9 +82,24 @@ def group_elements(group: Group | str) -> Int[Array, "order 2 2"]:
     group axis of feature maps: index $k + 4m$ is $R^k S^m$, $R$ the rotation by $+90°$ and
     $S = \\mathrm{diag}(-1, 1)$.
 
-    **Arguments:** `group`: `C(4)`, `D(4)` or a name ('p4', 'C4', 'p4m', 'D4').
+    **Arguments:**
+
+    - `group`: `C(4)`, `D(4)` or a name ('p4', 'C4', 'p4m', 'D4').
 
     **Returns:** an integer array of shape `(|G|, 2, 2)`.
+
+    **Raises:** `ValueError` for another group or an unknown name.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> els = se.group_elements("p4m")
+    >>> print(els.shape, bool(jnp.all(jnp.abs(jnp.linalg.det(els.astype(float))) == 1.0)))
+    (8, 2, 2) True
+
+    ```
     """
     return jnp.asarray(_ELEMENTS[: _order_of(group, "group_elements")])
 
@@ -159,13 +175,31 @@ def rotate_image(
     `jnp.flip`. $R$ (rotation by $+90°$) is `jnp.rot90(x)`, $\\mathrm{diag}(-1, 1)$ is
     `jnp.flip(x, -1)`.
 
-    **Arguments:** `g`: `(2, 2)`; `x`: `(..., n, n)`; `checks`: refuse a `g` outside $D_4$
-    (default; `False` skips the test and uses the nearest element's index).
+    **Arguments:**
+
+    - `g`: a `(2, 2)` element of $D_4$.
+    - `x`: images, shape `(..., n, n)`.
+    - `checks`: refuse a `g` outside $D_4$ (default; `False` skips the test and uses the
+        nearest element's index).
 
     **Returns:** the transformed images, shape of `x`.
 
     **Raises:** `ValueError` for a `g` outside $D_4$ (eagerly; under `jit` a runtime error
     with the same message), a `g` not `(2, 2)` or a non-square `x`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> R = jnp.asarray([[0.0, -1.0], [1.0, 0.0]])
+    >>> x = jnp.arange(9.0).reshape(3, 3)
+    >>> y = se.rotate_image(R, x)
+    >>> back = se.rotate_image(R.T, y)  # R^T = R^{-1}
+    >>> print(bool(jnp.array_equal(y, jnp.rot90(x))), bool(jnp.array_equal(back, x)))
+    True True
+
+    ```
     """
     x = jnp.asarray(x)
     _check_square(x, "rotate_image", 2)
@@ -182,13 +216,30 @@ def rotate_group_features(
     (a permutation) on the group axis, `(g . F)[e] = rotate_image(g, F[index of g^{-1} g_e])`
     with $g_e$ = `group_elements(group)[e]`.
 
-    **Arguments:** `g`: `(2, 2)`, in $C_4$ when `|G| = 4`; `x`: `(..., |G|, n, n)`;
-    `checks` as in `rotate_image`.
+    **Arguments:**
+
+    - `g`: a `(2, 2)` element of $G$ (in $C_4$ when `|G| = 4`).
+    - `x`: feature maps, shape `(..., |G|, n, n)`.
+    - `checks`: as in `rotate_image`.
 
     **Returns:** the transformed feature maps, shape of `x`.
 
     **Raises:** as `rotate_image`, for $G$ = $C_4$ or $D_4$; and `ValueError` for a group
     axis of another size.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> els = se.group_elements("p4")
+    >>> g, h = els[1].astype(float), els[2].astype(float)
+    >>> F = jax.random.normal(jax.random.key(0), (4, 5, 5))
+    >>> act = se.rotate_group_features  # a left action: g . (h . F) = (g h) . F
+    >>> print(bool(jnp.allclose(act(g, act(h, F)), act(g @ h, F))))
+    True
+
+    ```
     """
     x = jnp.asarray(x)
     _check_square(x, "rotate_group_features", 3)
@@ -256,9 +307,34 @@ class LiftingConv(eqx.Module):
     per output channel shared over $G$. It is equivariant:
     `layer(rotate_image(g, x)) == rotate_group_features(g, layer(x))`.
 
-    **Arguments:** `group` (`C(4)`, `D(4)` or 'p4', 'p4m'), `in_channels`, `out_channels`,
-    `kernel_size` (odd), `use_bias`, `dtype`, `key`. Input `(in_channels, n, n)`, output
-    `(out_channels, |G|, n, n)` ('SAME' padding, stride 1).
+    **Arguments:**
+
+    - `group`: `C(4)`, `D(4)` or 'p4', 'p4m'.
+    - `in_channels`: the input image's channels.
+    - `out_channels`: the output channels.
+    - `kernel_size`: the filters' (odd) size.
+    - `use_bias`: whether to add a bias per output channel.
+    - `dtype`: the parameters' real floating dtype.
+    - `key`: a PRNG key for the initialisation.
+
+    Input `(in_channels, n, n)`, output `(out_channels, |G|, n, n)` ('SAME' padding, stride 1).
+
+    **Raises:** `ValueError` for an unknown group, sizes that are not positive ints, an even
+    `kernel_size`, or (at call time) an input of the wrong shape.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> layer = se.LiftingConv("p4", 1, 2, 3, key=jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (1, 5, 5))
+    >>> g = se.group_elements("p4")[1].astype(float)
+    >>> lhs, rhs = layer(se.rotate_image(g, x)), se.rotate_group_features(g, layer(x))
+    >>> print(layer(x).shape, bool(jnp.allclose(lhs, rhs, atol=1e-12)))
+    (2, 4, 5, 5) True
+
+    ```
     """
 
     weight: Float[Array, "out in k k"]
@@ -275,7 +351,7 @@ class LiftingConv(eqx.Module):
         out_channels: int,
         kernel_size: int,
         use_bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -294,6 +370,7 @@ class LiftingConv(eqx.Module):
 
     @property
     def group(self) -> Group:
+        """The point group, `C(4)` or `D(4)`."""
         return C(4) if self.order == 4 else D(4)
 
     def __call__(
@@ -319,9 +396,35 @@ class GroupConv(eqx.Module):
     group axis) and one bias per output channel shared over $G$. It is equivariant:
     `layer(rotate_group_features(g, x)) == rotate_group_features(g, layer(x))`.
 
-    **Arguments:** `group` (`C(4)`, `D(4)` or 'p4', 'p4m'), `in_channels`, `out_channels`,
-    `kernel_size` (odd), `use_bias`, `dtype`, `key`. Input `(in_channels, |G|, n, n)`, output
-    `(out_channels, |G|, n, n)` ('SAME' padding, stride 1).
+    **Arguments:**
+
+    - `group`: `C(4)`, `D(4)` or 'p4', 'p4m'.
+    - `in_channels`: the input feature map's channels.
+    - `out_channels`: the output channels.
+    - `kernel_size`: the filters' (odd) size.
+    - `use_bias`: whether to add a bias per output channel.
+    - `dtype`: the parameters' real floating dtype.
+    - `key`: a PRNG key for the initialisation.
+
+    Input `(in_channels, |G|, n, n)`, output `(out_channels, |G|, n, n)` ('SAME' padding,
+    stride 1).
+
+    **Raises:** `ValueError` for an unknown group, sizes that are not positive ints, an even
+    `kernel_size`, or (at call time) an input of the wrong shape.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> layer = se.GroupConv("p4m", 2, 3, 3, key=jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (2, 8, 5, 5))
+    >>> g = se.group_elements("p4m")[5].astype(float)
+    >>> act = se.rotate_group_features
+    >>> print(layer(x).shape, bool(jnp.allclose(layer(act(g, x)), act(g, layer(x)), atol=1e-12)))
+    (3, 8, 5, 5) True
+
+    ```
     """
 
     weight: Float[Array, "out in order k k"]
@@ -338,7 +441,7 @@ class GroupConv(eqx.Module):
         out_channels: int,
         kernel_size: int,
         use_bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -357,6 +460,7 @@ class GroupConv(eqx.Module):
 
     @property
     def group(self) -> Group:
+        """The point group, `C(4)` or `D(4)`."""
         return C(4) if self.order == 4 else D(4)
 
     def __call__(
@@ -389,8 +493,28 @@ class GroupPool(eqx.Module):
     feature maps on $p4$/$p4m$ to images that turns `rotate_group_features` into
     `rotate_image`. Follow it by `GlobalPool` for invariant features.
 
-    **Arguments:** `reduction`: 'max' (default) or 'mean'. Input `(channels, |G|, H, W)`,
-    output `(channels, H, W)`.
+    **Arguments:**
+
+    - `reduction`: 'max' (default) or 'mean'.
+
+    Input `(channels, |G|, H, W)`, output `(channels, H, W)`.
+
+    **Raises:** `ValueError` for another `reduction`, or (at call time) a group axis not of
+    size 4 or 8.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> F = jax.random.normal(jax.random.key(0), (2, 4, 5, 5))
+    >>> g = se.group_elements("p4")[1].astype(float)
+    >>> pool = se.GroupPool()
+    >>> lhs, rhs = pool(se.rotate_group_features(g, F)), se.rotate_image(g, pool(F))
+    >>> print(pool(F).shape, bool(jnp.allclose(lhs, rhs)))
+    (2, 5, 5) True
+
+    ```
     """
 
     reduction: str = eqx.field(static=True)
@@ -417,7 +541,26 @@ class GlobalPool(eqx.Module):
     rotating (reflecting) the input image about its centre (the end of a G-CNN classifier;
     translations are symmetries only up to the image boundary).
 
-    **Arguments:** `reduction`: 'mean' (default) or 'max'. Input `(..., H, W)`, output `(...)`.
+    **Arguments:**
+
+    - `reduction`: 'mean' (default) or 'max'.
+
+    Input `(..., H, W)`, output `(...)`.
+
+    **Raises:** `ValueError` for another `reduction`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> x = jax.random.normal(jax.random.key(0), (3, 5, 5))
+    >>> g = se.group_elements("p4m")[6].astype(float)
+    >>> pool = se.GlobalPool("max")
+    >>> print(pool(x).shape, bool(jnp.allclose(pool(se.rotate_image(g, x)), pool(x))))
+    (3,) True
+
+    ```
     """
 
     reduction: str = eqx.field(static=True)
