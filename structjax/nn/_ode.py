@@ -28,7 +28,27 @@ class ODEBlock(eqx.Module):
     - `adjoint`: `"autodiff"` or `"reversible"` (splittings: memory constant in
         `num_steps`), as in `solve_fixed`.
 
-    The state `y` must be real floating point (`TypeError` otherwise).
+    **Raises:** `TypeError`/`ValueError` for a `num_steps` that is not an int >= 1 or a `dt`
+    that is not finite and positive; at call time `TypeError` for a state `y` that is not
+    real floating point.
+
+    `__call__(y, args=None)` takes ONE state `y` (a pytree of arrays; a `(q, p)` tuple for a
+    pair of fields) and returns $y(T)$ of the same structure; batch with `jax.vmap`. With a
+    splitting method the block is a symplectic map:
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.check as sc, structjax.integrators as si, structjax.nn as snn
+    >>> f_q = lambda t, p, args: p
+    >>> f_p = lambda t, q, args: -jnp.sin(q)
+    >>> block = snn.ODEBlock((f_q, f_p), si.VelocityVerlet(), num_steps=4, dt=0.1)
+    >>> q, p = jnp.array([0.5]), jnp.array([0.0])
+    >>> print(bool(sc.symplecticity_error(lambda q, p: block((q, p)), q, p) < 1e-12))
+    True
+
+    ```
     """
 
     vector_field: Callable | tuple[Callable, Callable]
@@ -43,7 +63,8 @@ class ODEBlock(eqx.Module):
                      "a step dt > 0 (finite)")  # fmt: skip
 
     @property
-    def terms(self):
+    def terms(self) -> diffrax.ODETerm | tuple[diffrax.ODETerm, ...]:
+        """The `diffrax.ODETerm` of `vector_field` (a pair of them for a pair of fields)."""
         if isinstance(self.vector_field, tuple):
             return tuple(diffrax.ODETerm(f) for f in self.vector_field)
         return diffrax.ODETerm(self.vector_field)
