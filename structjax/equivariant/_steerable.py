@@ -23,6 +23,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._guards import check_param_dtype, check_real_floating
@@ -130,10 +131,37 @@ class SteerableConv(eqx.Module):
     falls slowly for smoother ones (one seed, scalar inputs: 3.3e-2 at width 1.5, 1.1e-2 at
     width 4).
 
-    **Arguments:** `in_type`, `out_type` (`FieldType`s of the same group); `kernel_size`
-    (odd); `use_bias`; `dtype`; `rings`, `sigma`, `max_frequencies` (per ring; default
-    `default_basis_params(kernel_size)`); `key`. Input `(in_type.size, H, W)`, output
-    `(out_type.size, H, W)`.
+    **Arguments:**
+
+    - `in_type`: the input `FieldType`.
+    - `out_type`: the output `FieldType`, of the same group.
+    - `kernel_size`: the kernel's (odd) size.
+    - `use_bias`: whether to add a bias on the output's trivial fields.
+    - `dtype`: the parameters' real floating dtype.
+    - `rings`, `sigma`, `max_frequencies`: the radial basis, per ring (default
+        `default_basis_params(kernel_size)`).
+    - `key`: a PRNG key for the initialisation.
+
+    Input `(in_type.size, H, W)`, output `(out_type.size, H, W)`.
+
+    **Raises:** `ValueError` for arguments that are not `FieldType`s, types of different
+    groups, bad basis parameters, or (at call time) an input of the wrong shape.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> G = se.C(4)
+    >>> t_in, t_out = se.FieldType(G, ["trivial", 1]), se.FieldType(G, [1, "regular"])
+    >>> conv = se.SteerableConv(t_in, t_out, 3, key=jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (3, 5, 5))
+    >>> err = equivariance_error(conv, G, x, jax.random.key(2), rep_in=t_in, rep_out=t_out)
+    >>> print(conv(x).shape, bool(err < 1e-12))
+    (6, 5, 5) True
+
+    ```
     """
 
     weights: Float[Array, " n"]
@@ -151,7 +179,7 @@ class SteerableConv(eqx.Module):
         out_type: FieldType,
         kernel_size: int,
         use_bias: bool = True,
-        dtype=None,
+        dtype: DTypeLike | None = None,
         rings: Sequence[float] | None = None,
         sigma: Sequence[float] | None = None,
         max_frequencies: Sequence[int] | None = None,
@@ -264,13 +292,35 @@ class NormNonlinearity(eqx.Module):
     invariant under any orthogonal $\\rho$, so the map is equivariant for every field (irreps,
     regular); the direction of $v$ is kept (and $0 \\mapsto 0$, with a finite gradient).
 
-    **Arguments:** `field_type`; `dtype`; `key` (biases start uniform in $[-0.5, 0]$).
+    **Arguments:**
+
+    - `field_type`: the `FieldType` of the input and output.
+    - `dtype`: the biases' real floating dtype.
+    - `key`: a PRNG key (biases start uniform in $[-0.5, 0]$).
+
+    **Raises:** `ValueError` for a `field_type` that is not a `FieldType`, or (at call time)
+    an input of the wrong shape.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> ft = se.FieldType(se.SO(2), ["trivial", 1, 2])
+    >>> act = se.NormNonlinearity(ft, key=jax.random.key(0))
+    >>> x = jax.random.normal(jax.random.key(1), (5, 4, 4))
+    >>> err = equivariance_error(act, se.C(4), x, jax.random.key(2), rep_in=ft, rep_out=ft)
+    >>> print(act(x).shape, bool(err < 1e-12))
+    (5, 4, 4) True
+
+    ```
     """
 
     bias: Float[Array, " fields"]
     field_type: FieldType = eqx.field(static=True)
 
-    def __init__(self, field_type: FieldType, dtype=None, *, key: PRNGKeyArray):
+    def __init__(self, field_type: FieldType, dtype: DTypeLike | None = None, *, key: PRNGKeyArray):
         _need_field_type(field_type, "NormNonlinearity")
         check_param_dtype(dtype, "NormNonlinearity(field_type, dtype=...)")
         dtype = dtype or jnp.result_type(float)
@@ -305,6 +355,28 @@ class GatedFieldNonlinearity(eqx.Module):
 
     The input type `in_type` is one trivial gate per gated field, then `field_type`; build the
     preceding `SteerableConv` with `out_type=gate.in_type`. The output type is `field_type`.
+
+    **Arguments:**
+
+    - `field_type`: the output `FieldType`.
+
+    **Raises:** `ValueError` for a `field_type` that is not a `FieldType`, or (at call time)
+    an input of the wrong shape.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> gate = se.GatedFieldNonlinearity(se.FieldType(se.C(4), [1, "regular"]))
+    >>> x = jax.random.normal(jax.random.key(0), (gate.in_type.size, 4, 4))
+    >>> err = equivariance_error(gate, se.C(4), x, jax.random.key(1), rep_in=gate.in_type,
+    ...                          rep_out=gate.field_type)
+    >>> print(gate(x).shape, bool(err < 1e-12))
+    (6, 4, 4) True
+
+    ```
     """
 
     field_type: FieldType = eqx.field(static=True)
@@ -314,6 +386,7 @@ class GatedFieldNonlinearity(eqx.Module):
 
     @property
     def in_type(self) -> FieldType:
+        """The input type: one trivial gate per gated field, then `field_type`."""
         gates = sum(not _pointwise(f) for f in self.field_type.fields)
         specs = ["trivial"] * gates + [_spec(f) for f in self.field_type.fields]
         return FieldType(self.field_type.group, specs)
@@ -344,7 +417,28 @@ class PointwiseNonlinearity(eqx.Module):
     representations are permutations, with which it commutes (Weiler & Cesa 2019).
     Other fields raise a `ValueError`: use `NormNonlinearity` or `GatedFieldNonlinearity`.
 
-    **Arguments:** `field_type`; `function` (elementwise, default `jax.nn.relu`).
+    **Arguments:**
+
+    - `field_type`: the `FieldType` of the input and output, of trivial and regular fields.
+    - `function`: the elementwise function (default `jax.nn.relu`).
+
+    **Raises:** `ValueError` for a field that is neither trivial nor regular, or (at call time)
+    an input of the wrong shape.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> ft = se.FieldType(se.D(4), ["regular", "trivial"])
+    >>> act = se.PointwiseNonlinearity(ft)
+    >>> x = jax.random.normal(jax.random.key(0), (9, 4, 4))
+    >>> err = equivariance_error(act, se.D(4), x, jax.random.key(1), rep_in=ft, rep_out=ft)
+    >>> print(bool(err < 1e-12))
+    True
+
+    ```
     """
 
     field_type: FieldType = eqx.field(static=True)
@@ -375,8 +469,30 @@ class InvariantPool(eqx.Module):
     other non-trivial field, $v$ itself for a trivial one. Follow it by a spatial pooling over
     a disc for rotation-invariant features of a classifier.
 
-    **Arguments:** `field_type`. Input `(field_type.size, H, W)`, output
-    `(len(field_type.fields), H, W)`, of type `out_type` (all trivial).
+    **Arguments:**
+
+    - `field_type`: the input `FieldType`.
+
+    Input `(field_type.size, H, W)`, output `(len(field_type.fields), H, W)`, of type
+    `out_type` (all trivial).
+
+    **Raises:** `ValueError` for a `field_type` that is not a `FieldType`, or (at call time)
+    an input of the wrong shape.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> pool = se.InvariantPool(se.FieldType(se.C(4), [1, "regular"]))
+    >>> x = jax.random.normal(jax.random.key(0), (6, 4, 4))
+    >>> err = equivariance_error(pool, se.C(4), x, jax.random.key(1), rep_in=pool.field_type,
+    ...                          rep_out=pool.out_type)
+    >>> print(pool(x).shape, bool(err < 1e-12))
+    (2, 4, 4) True
+
+    ```
     """
 
     field_type: FieldType = eqx.field(static=True)
@@ -386,6 +502,7 @@ class InvariantPool(eqx.Module):
 
     @property
     def out_type(self) -> FieldType:
+        """The output type: one trivial field per input field."""
         return FieldType(self.field_type.group, ["trivial"] * len(self.field_type.fields))
 
     def __call__(
