@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._guards import positive_finite, static_float, static_int
@@ -16,6 +17,7 @@ from ._bijection import AbstractBijection, check_vector, jit_method, zero_log_de
 from ._sympnet import _check_state, _dtype, _normal, gradient_shear
 
 _MEMORY = ("reversible", "stored")
+LogDet = Float[Array, ""]
 
 
 def _scan_forward(vjp_arg):
@@ -84,6 +86,25 @@ class Reversible(AbstractBijection):
     - `depth`: the number of blocks.
     - `memory`: `"reversible"` or `"stored"`.
     - `key`: a PRNG key, split over the blocks.
+
+    **Raises:** `ValueError` for an unknown `memory` or `depth < 1`; `TypeError` for a
+    non-integer `depth`.
+
+    `__call__` (= `forward`) takes ONE example of the blocks' input structure; batch with
+    `jax.vmap`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.check as sc, structjax.nn as snn
+    >>> make = lambda k: snn.revnet_block(4, width=8, key=k)
+    >>> stack = snn.Reversible(make, depth=3, key=jax.random.key(0))
+    >>> x = jnp.linspace(-1.0, 1.0, 4)
+    >>> print(bool(sc.inversion_error(stack.forward, stack.inverse, x) < 1e-13))
+    True
+
+    ```
     """
 
     blocks: AbstractBijection
@@ -105,10 +126,10 @@ class Reversible(AbstractBijection):
         self.depth, self.memory = depth, memory
 
     # (through `jit_method`: an eager call compiles its scans once per shape, not per call)
-    def forward_and_log_det(self, x: PyTree[Array]):
+    def forward_and_log_det(self, x: PyTree[Array]) -> tuple[PyTree[Array], LogDet]:
         return jit_method(_stack_forward, self, x)
 
-    def inverse_and_log_det(self, y: PyTree[Array]):
+    def inverse_and_log_det(self, y: PyTree[Array]) -> tuple[PyTree[Array], LogDet]:
         return jit_method(_stack_inverse, self, y)
 
 
@@ -141,8 +162,35 @@ class VerletBlock(AbstractBijection):
     Each half is a symplectic shear (`GradientModule` with $a = \\pm h$), so the block is
     symplectic and volume preserving for any weights, and inverted exactly.
 
-    **Arguments:** `dim` of $q$ and $p$, `width` of $K_i \\in \\mathbb R^{w \\times d}$
-    (positive ints), `step` $h > 0$ (a finite Python float), `activation`, `dtype`, `key`.
+    **Arguments:**
+
+    - `dim`: $d$, the size of $q$ and of $p$; `width`: $w$, with
+      $K_i \\in \\mathbb R^{w \\times d}$ (positive ints).
+    - `step`: $h > 0$ (a finite Python float).
+    - `activation`: $\\sigma$, elementwise (default `tanh`).
+    - `dtype`: the parameters' real floating dtype (default: JAX's default float).
+    - `key`: a PRNG key for $K_1, K_2$ (the biases start at zero).
+
+    **Raises:** `ValueError` for sizes below 1 or a step that is not finite and positive;
+    `TypeError` for non-integer sizes or a non-float `dtype`; at call time
+    `ValueError` for a state that is not a tuple `(q, p)` of shape-`(dim,)` vectors,
+    `TypeError` for integer or complex ones.
+
+    `__call__` (= `forward`) takes ONE state `(q, p)` and returns one; batch with `jax.vmap`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.check as sc, structjax.nn as snn
+    >>> block = snn.VerletBlock(2, width=8, step=0.1, key=jax.random.key(0))
+    >>> q, p = jnp.array([0.1, -0.2]), jnp.array([0.3, 0.4])
+    >>> print(bool(sc.symplecticity_error(lambda q, p: block((q, p)), q, p) < 1e-12))
+    True
+    >>> print(bool(sc.inversion_error(block.forward, block.inverse, (q, p)) < 1e-14))
+    True
+
+    ```
     """
 
     k1: Float[Array, "width dim"]
@@ -153,7 +201,14 @@ class VerletBlock(AbstractBijection):
     step: float = eqx.field(static=True)
 
     def __init__(
-        self, dim: int, width: int, step: float = 0.1, activation=jnp.tanh, dtype=None, *, key
+        self,
+        dim: int,
+        width: int,
+        step: float = 0.1,
+        activation: Callable[[Array], Array] = jnp.tanh,
+        dtype: DTypeLike | None = None,
+        *,
+        key: PRNGKeyArray,
     ):
         call = f"VerletBlock(dim={dim!r}, width={width!r}, step={step!r})"
         dim, width = static_int(dim, call, "dim"), static_int(width, call, "width")
@@ -176,14 +231,14 @@ class VerletBlock(AbstractBijection):
 
         return drift, kick
 
-    def forward_and_log_det(self, y):
+    def forward_and_log_det(self, y: PyTree[Array]) -> tuple[PyTree[Array], LogDet]:
         _check_state(y, self.k1.shape[-1], "VerletBlock")
         drift, kick = self._halves()
         q, p = y
         q = q + drift(p)
         return (q, p - kick(q)), zero_log_det(y)
 
-    def inverse_and_log_det(self, y):
+    def inverse_and_log_det(self, y: PyTree[Array]) -> tuple[PyTree[Array], LogDet]:
         _check_state(y, self.k1.shape[-1], "VerletBlock")
         drift, kick = self._halves()
         q, p = y
@@ -199,6 +254,25 @@ class HamiltonianResNet(eqx.Module):
 
     **Arguments:** `in_features`, `out_features`, `dim` of $q$ and $p$, `width` of the
     blocks, `depth`, `step` $h$, `memory` (`"reversible"` or `"stored"`), `key`.
+
+    **Raises:** `ValueError`/`TypeError` as `VerletBlock` and `Reversible` for their
+    arguments, and for sizes that are not positive ints; at call time `ValueError` for an
+    input not of shape `(in_features,)`.
+
+    `__call__` takes ONE example of shape `(in_features,)` and returns the logits, shape
+    `(out_features,)`; batch with `jax.vmap`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.nn as snn
+    >>> model = snn.HamiltonianResNet(3, 2, dim=4, width=8, depth=2, key=jax.random.key(0))
+    >>> logits = jax.vmap(model)(jnp.ones((5, 3)))
+    >>> print(logits.shape, bool(jnp.all(jnp.isfinite(logits))))
+    (5, 2) True
+
+    ```
     """
 
     lift: eqx.nn.Linear
@@ -216,7 +290,7 @@ class HamiltonianResNet(eqx.Module):
         step: float = 0.1,
         memory: str = "reversible",
         *,
-        key,
+        key: PRNGKeyArray,
     ):
         call = f"HamiltonianResNet({in_features!r}, {out_features!r})"
         in_features = static_int(in_features, call, "in_features")
@@ -229,7 +303,9 @@ class HamiltonianResNet(eqx.Module):
         self.head = eqx.nn.Linear(2 * dim, out_features, key=k_out)
         self.in_features = in_features
 
-    def __call__(self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None):
+    def __call__(
+        self, x: Float[Array, " in"], *, key: PRNGKeyArray | None = None
+    ) -> Float[Array, " out"]:
         del key
         check_vector(x, self.in_features, "HamiltonianResNet(...)(x)")
         q = self.lift(x)
