@@ -31,7 +31,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from .._guards import check_real_floating, compute_dtype, guard, is_traced, point_tolerance
 
@@ -211,7 +212,9 @@ class AbstractManifold(eqx.Module):
         """How far `x` is from the manifold (zero on it), one number per point."""
 
     @abc.abstractmethod
-    def random_point(self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype=None) -> Point:
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> Point:
         """Random points with batch shape `shape` (the array has shape
         `shape + point_shape`)."""
 
@@ -239,7 +242,7 @@ class AbstractManifold(eqx.Module):
                 parts.append(f"{f.name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def check_shape(self, x, name: str = "x", call: str | None = None):
+    def check_shape(self, x: PyTree[ArrayLike], name: str = "x", call: str | None = None) -> None:
         """Raise a `ValueError` unless the trailing axes of `x` are `point_shape`."""
         k = len(self.point_shape)
         shape = jnp.shape(x)
@@ -312,14 +315,6 @@ class AbstractManifold(eqx.Module):
 def batch_inner(u, v, ndim: int):
     """$\\sum$ over the last `ndim` axes of $u v$: the Euclidean inner product per point."""
     return jnp.sum(u * v, axis=tuple(range(-ndim, 0))) if ndim else u * v
-
-
-
-
-
-
-
-
 
 
 def default_dtype(dtype):

@@ -2,9 +2,14 @@
 
 import equinox as eqx
 import jax
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._base import AbstractManifold, batch_inner, manifold_method, random_point_method
+
+# A point or tangent vector (leading batch axes), and one number per point.
+_T = Float[Array, "..."]
+_S = Float[Array, "..."]
 
 
 class Euclidean(AbstractManifold):
@@ -23,52 +28,57 @@ class Euclidean(AbstractManifold):
     checks: bool = eqx.field(static=True, default=True, kw_only=True)
 
     @property
-    def point_shape(self):
+    def point_shape(self) -> tuple[int, ...]:
         return tuple(self.shape)
 
     def _off(self, x, tol, full):
         return jax.numpy.zeros(x.shape[: x.ndim - len(self.shape)], bool), 0.0, "a point"
 
     @manifold_method
-    def project(self, x):
+    def project(self, x: _T) -> _T:
         return x
 
     @manifold_method
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _T, v: _T) -> _T:
         return v
 
     @manifold_method
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _T, g: _T) -> _T:
         return g
 
     @manifold_method
-    def retract(self, x, v):
+    def retract(self, x: _T, v: _T) -> _T:
         return x + v
 
     @manifold_method
-    def exp(self, x, v):
+    def exp(self, x: _T, v: _T) -> _T:
+        r"""The exponential map $\mathrm{Exp}_x(v)$: the geodesic from `x` with velocity `v`."""
         return x + v
 
     @manifold_method
-    def log(self, x, y):
+    def log(self, x: _T, y: _T) -> _T:
+        r"""The logarithm $\mathrm{Log}_x(y)$, the inverse of `exp`: a tangent vector at `x`."""
         return y - x
 
     @manifold_method
-    def distance(self, x, y):
+    def distance(self, x: _T, y: _T) -> _S:
+        r"""The geodesic distance $d(x, y) = \|\mathrm{Log}_x(y)\|_x$, one number per point."""
         return self.norm(x, y - x)
 
     @manifold_method
-    def inner(self, x, u, v):
+    def inner(self, x: _T, u: _T, v: _T) -> _S:
         return batch_inner(u, v, len(self.shape))
 
     @manifold_method
-    def transport(self, x, y, v):
+    def transport(self, x: _T, y: _T, v: _T) -> _T:
         return v
 
     @manifold_method
-    def constraint_error(self, x):
+    def constraint_error(self, x: _T) -> _S:
         return batch_inner(x, x, len(self.shape)) * 0
 
     @random_point_method
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _T:
         return jax.random.normal(key, tuple(shape) + self.point_shape, dtype)

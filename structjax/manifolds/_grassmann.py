@@ -2,7 +2,8 @@
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._linalg import mm, mT, polar, qf
 from ._base import (
@@ -12,6 +13,11 @@ from ._base import (
     refuse,
 )
 from ._stiefel import AbstractFrames, Stiefel, refuse_rank_deficient, stiefel_error
+
+# A point or tangent vector (leading batch axes), and one number per point.
+_T = Float[Array, "... n p"]
+_S = Float[Array, "..."]
+
 
 RETRACTIONS = ("qr", "polar")
 
@@ -63,27 +69,29 @@ class Grassmann(AbstractFrames):
         self._check_frame(RETRACTIONS)
 
     @manifold_method
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _T, v: _T) -> _T:
         return v - mm(x, mm(mT(x), v))
 
     @manifold_method
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _T, g: _T) -> _T:
         return self.to_tangent(x, g)
 
     @manifold_method
-    def retract(self, x, v):
+    def retract(self, x: _T, v: _T) -> _T:
         y = qf(x + v) if self.retraction == "qr" else polar(x + v)
         return refuse_rank_deficient(self, y, x + v)
 
     @manifold_method
-    def exp(self, x, v):
+    def exp(self, x: _T, v: _T) -> _T:
+        r"""The exponential map $\mathrm{Exp}_x(v)$: the geodesic from `x` with velocity `v`."""
         u, s, wt = jnp.linalg.svd(v, full_matrices=False)
         return mm(mm(x, mT(wt)), jnp.cos(s)[..., :, None] * wt) + mm(
             u, jnp.sin(s)[..., :, None] * wt
         )
 
     @manifold_method
-    def log(self, x, y):
+    def log(self, x: _T, y: _T) -> _T:
+        r"""The logarithm $\mathrm{Log}_x(y)$, the inverse of `exp`: a tangent vector at `x`."""
         # (I - XX^T) Y (X^T Y)^{-1} = U tan(Sigma) W^T; the log is U Sigma W^T.
         ytx = mm(mT(y), x)
         b = mT(jnp.linalg.solve(ytx, mT(y) - mm(ytx, mT(x))))
@@ -93,25 +101,28 @@ class Grassmann(AbstractFrames):
         return refuse(self, out, bad, "`x^T y` invertible (no principal angle of pi/2)")
 
     @manifold_method
-    def distance(self, x, y):
+    def distance(self, x: _T, y: _T) -> _S:
+        r"""The geodesic distance $d(x, y) = \|\mathrm{Log}_x(y)\|_x$, one number per point."""
         cos = jnp.linalg.svd(mm(mT(x), y), compute_uv=False)  # descending: angles ascending
         sin = jnp.linalg.svd(y - mm(x, mm(mT(x), y)), compute_uv=False)[..., ::-1]  # ascending
         return jnp.linalg.norm(jnp.arctan2(sin, cos), axis=-1)
 
     @manifold_method
-    def inner(self, x, u, v):
+    def inner(self, x: _T, u: _T, v: _T) -> _S:
         return batch_inner(u, v, 2)
 
     @manifold_method
-    def transport(self, x, y, v):
+    def transport(self, x: _T, y: _T, v: _T) -> _T:
         return self.to_tangent(y, v)
 
     @manifold_method
-    def constraint_error(self, x):
+    def constraint_error(self, x: _T) -> _S:
         # Representatives are Stiefel points: the same orthonormality error.
         return stiefel_error(x)
 
     @random_point_method
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _T:
         """Uniformly distributed subspaces: the span of a Haar-distributed Stiefel point."""
         return Stiefel(self.n, self.p).random_point(key, shape, dtype)

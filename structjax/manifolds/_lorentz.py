@@ -2,7 +2,8 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._base import (
     AbstractHyperbolic,
@@ -10,6 +11,10 @@ from ._base import (
     random_point_method,
     storage_dtype,
 )
+
+# A point or tangent vector (leading batch axes), and one number per point.
+_T = Float[Array, "... d"]
+_S = Float[Array, "..."]
 
 
 def minkowski(u, v, keepdims=False):
@@ -71,7 +76,7 @@ class Lorentz(AbstractHyperbolic):
     """
 
     @property
-    def point_shape(self):
+    def point_shape(self) -> tuple[int, ...]:
         return (self.n + 1,)
 
     def _off(self, x, tol, full):
@@ -86,7 +91,7 @@ class Lorentz(AbstractHyperbolic):
         return jnp.sqrt(1.0 / self.c + jnp.sum(space * space, axis=-1, keepdims=True))
 
     @manifold_method
-    def project(self, x):
+    def project(self, x: _T) -> _T:
         # Recompute x0 from the spatial part (exact on the hyperboloid in any dtype), after
         # capping the spatial norm at `max_spatial_norm(dtype)`: far out, x0^2 overflows
         # float32 (at geodesic distance ~44 from the origin) and every Minkowski product
@@ -98,17 +103,17 @@ class Lorentz(AbstractHyperbolic):
         return jnp.concatenate([self._time(s), s], axis=-1)
 
     @manifold_method
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _T, v: _T) -> _T:
         # Minkowski-orthogonal projection: <x, v + c<x,v>_L x>_L = 0 since <x,x>_L = -1/c.
         return v + self.c * minkowski(x, v, keepdims=True) * x
 
     @manifold_method
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _T, g: _T) -> _T:
         # Raise the index with diag(-1, 1, ..., 1), then project (geoopt's `egrad2rgrad`).
         return self.to_tangent(x, g.at[..., 0].multiply(-1))
 
     @manifold_method
-    def inner(self, x, u, v):
+    def inner(self, x: _T, u: _T, v: _T) -> _S:
         return self._tangent_inner(x, u, v)[..., 0]
 
     def _tangent_square(self, x, v):
@@ -137,12 +142,14 @@ class Lorentz(AbstractHyperbolic):
         return jnp.sum(pu * pv, axis=-1, keepdims=True) + radial
 
     @manifold_method
-    def exp(self, x, v):
+    def exp(self, x: _T, v: _T) -> _T:
+        r"""The exponential map $\mathrm{Exp}_x(v)$: the geodesic from `x` with velocity `v`."""
         cosh, sinhc = _cosh_sinhc_of_square(self.c * self._tangent_square(x, v))
         return cosh * x + sinhc * v
 
     @manifold_method
-    def log(self, x, y):
+    def log(self, x: _T, y: _T) -> _T:
+        r"""The logarithm $\mathrm{Log}_x(y)$, the inverse of `exp`: a tangent vector at `x`."""
         # d u/|u|_L with u = y + c<x,y>_L x = (y - x) - (c/2)|y - x|_L^2 x (the tangent part
         # of y - x, formed from the difference).
         d = y - x
@@ -152,7 +159,8 @@ class Lorentz(AbstractHyperbolic):
         return jnp.where(nu > 0, dist / jnp.where(nu > 0, nu, 1.0), 0.0) * u
 
     @manifold_method
-    def distance(self, x, y):
+    def distance(self, x: _T, y: _T) -> _S:
+        r"""The geodesic distance $d(x, y) = \|\mathrm{Log}_x(y)\|_x$, one number per point."""
         # arcosh(-c<x,y>_L)/sqrt(c) = (2/sqrt(c)) arsinh(sqrt(c)|y - x|_L / 2), since
         # -c<x,y>_L - 1 = c|y - x|_L^2 / 2.
         d = y - x
@@ -160,23 +168,25 @@ class Lorentz(AbstractHyperbolic):
         return 2.0 / jnp.sqrt(self.c) * jnp.arcsinh(half)
 
     @manifold_method
-    def transport(self, x, y, v):
+    def transport(self, x: _T, y: _T, v: _T) -> _T:
         # v + <y,v>_L / (1/c - <x,y>_L) (x + y); the denominator is 2/c + |y - x|_L^2 / 2.
         d = y - x
         den = 2.0 / self.c + minkowski(d, d, keepdims=True) / 2
         return v + minkowski(y, v, keepdims=True) / den * (x + y)
 
     @manifold_method
-    def retract(self, x, v):
+    def retract(self, x: _T, v: _T) -> _T:
         return self.project(self.exp(x, v))
 
     @manifold_method
-    def constraint_error(self, x):
+    def constraint_error(self, x: _T) -> _S:
         t = self._time(x[..., 1:])[..., 0]
         return jnp.abs(x[..., 0] - t) / t
 
     @random_point_method
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _T:
         # exp at the origin (1/sqrt(c), 0, ..., 0) of (0, z), z standard normal: the geodesic
         # distance from the origin is |z|.
         z = jax.random.normal(key, tuple(shape) + (self.n,), dtype)
@@ -184,7 +194,7 @@ class Lorentz(AbstractHyperbolic):
         return self.project(jnp.concatenate([jnp.zeros_like(z[..., :1]), sinhc * z], axis=-1))
 
     @manifold_method
-    def random_tangent(self, key: PRNGKeyArray, x):
+    def random_tangent(self, key: PRNGKeyArray, x: _T) -> _T:
         """A standard normal tangent vector in the metric: $(0, z)$ at the origin, $z$
         standard normal, parallel-transported to `x` (the wrapped normal of Nagano et al.
         2019). Ambient noise projected by `to_tangent` would have Riemannian length growing

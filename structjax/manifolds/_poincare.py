@@ -2,7 +2,8 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._base import (
     AbstractHyperbolic,
@@ -10,6 +11,10 @@ from ._base import (
     random_point_method,
     storage_dtype,
 )
+
+# A point or tangent vector (leading batch axes), and one number per point.
+_T = Float[Array, "... n"]
+_S = Float[Array, "..."]
 
 
 def _dot(u, v):
@@ -64,7 +69,7 @@ class PoincareBall(AbstractHyperbolic):
     """
 
     @property
-    def point_shape(self):
+    def point_shape(self) -> tuple[int, ...]:
         return (self.n,)
 
     def _off(self, x, tol, full):
@@ -85,7 +90,7 @@ class PoincareBall(AbstractHyperbolic):
         """$\\lambda_x = 2 / (1 - c|x|^2)$, one number per point."""
         return 2.0 / self._one_minus(x)[..., 0]
 
-    def mobius_add(self, x, y):
+    def mobius_add(self, x: _T, y: _T) -> _T:
         """$x \\oplus_c y = \\frac{(1 + 2c\\langle x, y\\rangle + c|y|^2) x + (1 - c|x|^2) y}
         {1 + 2c\\langle x, y\\rangle + c^2 |x|^2 |y|^2}$ (Ganea et al. 2018, sec. 2)."""
         c, xy, x2, y2 = self.c, _dot(x, y), _dot(x, x), _dot(y, y)
@@ -101,7 +106,7 @@ class PoincareBall(AbstractHyperbolic):
         return self._one_minus(x) * d - self.c * d2 * x, d2
 
     @manifold_method
-    def project(self, x):
+    def project(self, x: _T) -> _T:
         # Clip the norm to (1 - margin)/sqrt(c), as geoopt's `project`.
         maxnorm = (1.0 - ball_margin(storage_dtype(x))) / jnp.sqrt(self.c)
         norm = jnp.linalg.norm(x, axis=-1, keepdims=True)
@@ -109,19 +114,20 @@ class PoincareBall(AbstractHyperbolic):
         return jnp.where(norm > maxnorm, x * scale, x)
 
     @manifold_method
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _T, v: _T) -> _T:
         return v
 
     @manifold_method
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _T, g: _T) -> _T:
         return g * (self._one_minus(x) ** 2 / 4)  # g / lambda_x^2
 
     @manifold_method
-    def inner(self, x, u, v):
+    def inner(self, x: _T, u: _T, v: _T) -> _S:
         return self.conformal_factor(x) ** 2 * _dot(u, v)[..., 0]
 
     @manifold_method
-    def exp(self, x, v):
+    def exp(self, x: _T, v: _T) -> _T:
+        r"""The exponential map $\mathrm{Exp}_x(v)$: the geodesic from `x` with velocity `v`."""
         # exp_x(v) = x (+) tanh(sqrt(c) lambda_x |v| / 2) v / (sqrt(c)|v|)  (Ganea et al.,
         # Lemma 2), with tanh(s)/(sqrt(c)|v|) = (lambda_x/2) tanh(s)/s written through s^2.
         lam = 2.0 / self._one_minus(x)
@@ -129,7 +135,8 @@ class PoincareBall(AbstractHyperbolic):
         return self.mobius_add(x, (lam / 2) * _tanhc_of_square(s2) * v)
 
     @manifold_method
-    def log(self, x, y):
+    def log(self, x: _T, y: _T) -> _T:
+        r"""The logarithm $\mathrm{Log}_x(y)$, the inverse of `exp`: a tangent vector at `x`."""
         # log_x(y) = (2/(sqrt(c) lambda_x)) artanh(sqrt(c)|w|) w/|w|, w = (-x) (+) y (Ganea et
         # al., Lemma 2); (2/sqrt(c)) artanh(sqrt(c)|w|) is the distance.
         w, _ = self._minus_plus(x, y)
@@ -139,14 +146,15 @@ class PoincareBall(AbstractHyperbolic):
         return jnp.where(nw > 0, scale, 0.0) * w
 
     @manifold_method
-    def distance(self, x, y):
+    def distance(self, x: _T, y: _T) -> _S:
+        r"""The geodesic distance $d(x, y) = \|\mathrm{Log}_x(y)\|_x$, one number per point."""
         # d_c = (2/sqrt(c)) artanh(sqrt(c)|(-x) (+) y|) (Ganea et al., sec. 2), in the equal
         # form (2/sqrt(c)) arsinh(sqrt(c)|x - y| / sqrt((1 - c|x|^2)(1 - c|y|^2))).
         _, d2 = self._minus_plus(x, y)
         ratio = self.c * d2 / (self._one_minus(x) * self._one_minus(y))
         return 2.0 / jnp.sqrt(self.c) * jnp.arcsinh(jnp.sqrt(ratio))[..., 0]
 
-    def gyration(self, a, b, w):
+    def gyration(self, a: _T, b: _T, w: _T) -> _T:
         """$\\operatorname{gyr}[a, b] w = \\ominus(a \\oplus b) \\oplus (a \\oplus (b \\oplus
         w))$ in closed form (Ungar 2008; geoopt's `gyration` with $\\kappa = -c$)."""
         c = self.c
@@ -158,7 +166,7 @@ class PoincareBall(AbstractHyperbolic):
         return w + 2 * (p * a + q * b) / jnp.maximum(den, jnp.finfo(w.dtype).tiny)
 
     @manifold_method
-    def transport(self, x, y, v):
+    def transport(self, x: _T, y: _T, v: _T) -> _T:
         # P_{x->y}(v) = (lambda_x / lambda_y) gyr[y, -x] v (Ganea et al., sec. 2). The closed
         # form of `gyration` cancels catastrophically near the boundary (numerator and
         # denominator both O((1 - c|x|^2)^2) when y ~ x): in float32 it amplified rounding by
@@ -177,17 +185,19 @@ class PoincareBall(AbstractHyperbolic):
         return (oy / ox) * gyr
 
     @manifold_method
-    def retract(self, x, v):
+    def retract(self, x: _T, v: _T) -> _T:
         return self.project(self.exp(x, v))
 
     @manifold_method
-    def constraint_error(self, x):
+    def constraint_error(self, x: _T) -> _S:
         # How far outside the ball of radius (1 - margin)/sqrt(c) the point is (zero inside).
         r = jnp.sqrt(self.c) * jnp.linalg.norm(x, axis=-1)
         return jnp.maximum(r - (1.0 - ball_margin(storage_dtype(x))), 0.0)
 
     @random_point_method
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _T:
         # exp_0(z/2) = tanh(sqrt(c)|z|/2) z/(sqrt(c)|z|), z standard normal: the geodesic
         # distance from the origin is |z|.
         z = jax.random.normal(key, tuple(shape) + (self.n,), dtype)

@@ -1,11 +1,13 @@
 """The product of manifolds, points as tuples of arrays."""
 
 import dataclasses
+from collections.abc import Iterable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import ArrayLike, PRNGKeyArray, PyTree, Shaped
 
 from .._guards import check_real_floating
 from ._base import AbstractManifold
@@ -23,6 +25,10 @@ _ARGUMENTS = {
     "inner": ("x", "u", "v"),
     "random_tangent": ("key", "x"),
 }
+
+
+# Points and tangent vectors: one array per factor (dtypes checked by the factors).
+_Tree = PyTree[Shaped[ArrayLike, "..."]]
 
 
 class Product(AbstractManifold):
@@ -53,7 +59,7 @@ class Product(AbstractManifold):
     manifolds: tuple[AbstractManifold, ...]
     checks: bool = eqx.field(static=True)
 
-    def __init__(self, manifolds, *, checks: bool = True):
+    def __init__(self, manifolds: Iterable[AbstractManifold], *, checks: bool = True):
         manifolds = tuple(manifolds)
         if not manifolds or not all(isinstance(m, AbstractManifold) for m in manifolds):
             raise ValueError(
@@ -65,13 +71,13 @@ class Product(AbstractManifold):
         self.checks = checks
 
     @property
-    def point_shape(self):
+    def point_shape(self) -> tuple[tuple[int, ...], ...]:  # pyright: ignore[reportIncompatibleMethodOverride]  # one shape per factor
         return tuple(tuple(m.point_shape) for m in self.manifolds)
 
     def describe(self) -> str:
         return f"Product(({', '.join(m.describe() for m in self.manifolds)}))"
 
-    def check_shape(self, x, name: str = "x", call: str | None = None):
+    def check_shape(self, x: PyTree[ArrayLike], name: str = "x", call: str | None = None) -> None:
         """Raise a `ValueError` unless `x` is a tuple with one array per factor, each with
         that factor's trailing shape."""
         k = len(self.manifolds)
@@ -84,7 +90,7 @@ class Product(AbstractManifold):
         for i, (m, xi) in enumerate(zip(self.manifolds, x)):
             m.check_shape(xi, f"{name}[{i}]", call)
 
-    def check_point(self, x, name: str = "x", call: str | None = None):
+    def check_point(self, x: _Tree, name: str = "x", call: str | None = None) -> _Tree:
         """`x`, each factor checked by its own `check_point` (see `AbstractManifold`)."""
         call = call if call is not None else f"{self.describe()}.check_point({name})"
         self.check_shape(x, name, call)
@@ -102,43 +108,48 @@ class Product(AbstractManifold):
                 check_real_floating(a, call, name)
         return tuple(getattr(m, method)(*a) for m, *a in zip(self.manifolds, *args))
 
-    def project(self, x):
+    def project(self, x: _Tree) -> _Tree:
         return self._map("project", x)
 
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _Tree, v: _Tree) -> _Tree:
         return self._map("to_tangent", x, v)
 
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _Tree, g: _Tree) -> _Tree:
         return self._map("egrad_to_rgrad", x, g)
 
-    def retract(self, x, v):
+    def retract(self, x: _Tree, v: _Tree) -> _Tree:
         return self._map("retract", x, v)
 
-    def exp(self, x, v):
+    def exp(self, x: _Tree, v: _Tree) -> _Tree:
+        r"""The exponential map $\mathrm{Exp}_x(v)$: the geodesic from `x` with velocity `v`."""
         return self._map("exp", x, v)
 
-    def log(self, x, y):
+    def log(self, x: _Tree, y: _Tree) -> _Tree:
+        r"""The logarithm $\mathrm{Log}_x(y)$, the inverse of `exp`: a tangent vector at `x`."""
         return self._map("log", x, y)
 
-    def transport(self, x, y, v):
+    def transport(self, x: _Tree, y: _Tree, v: _Tree) -> _Tree:
         return self._map("transport", x, y, v)
 
-    def inner(self, x, u, v):
+    def inner(self, x: _Tree, u: _Tree, v: _Tree) -> _Tree:
         return sum(self._map("inner", x, u, v))
 
-    def norm(self, x, v):
+    def norm(self, x: _Tree, v: _Tree) -> _Tree:
         return jnp.sqrt(jnp.maximum(self.inner(x, v, v), 0.0))
 
-    def distance(self, x, y):
+    def distance(self, x: _Tree, y: _Tree) -> _Tree:
+        r"""The geodesic distance $d(x, y) = \|\mathrm{Log}_x(y)\|_x$, one number per point."""
         return jnp.sqrt(sum(d**2 for d in self._map("distance", x, y)))
 
-    def constraint_error(self, x):
+    def constraint_error(self, x: _Tree) -> _Tree:
         return jnp.max(jnp.stack(self._map("constraint_error", x)), axis=0)
 
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _Tree:
         keys = jax.random.split(key, len(self.manifolds))
         return tuple(m.random_point(k, shape, dtype) for m, k in zip(self.manifolds, keys))
 
-    def random_tangent(self, key: PRNGKeyArray, x):
+    def random_tangent(self, key: PRNGKeyArray, x: _Tree) -> _Tree:
         keys = jax.random.split(key, len(self.manifolds))
         return self._map("random_tangent", keys, x)

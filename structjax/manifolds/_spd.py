@@ -4,7 +4,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._linalg import expm, mm, mT, sym
 from ._base import (
@@ -14,6 +15,11 @@ from ._base import (
     refuse,
     storage_dtype,
 )
+
+# A point or tangent vector (leading batch axes), and one number per point.
+_T = Float[Array, "... n n"]
+_S = Float[Array, "..."]
+
 
 _METRICS = ("affine", "log_euclidean", "bures_wasserstein")
 
@@ -146,7 +152,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
             raise ValueError(f"{call} needs min_eigenvalue > 0, got {self.min_eigenvalue}.")
 
     @property
-    def point_shape(self):
+    def point_shape(self) -> tuple[int, ...]:
         return (self.n, self.n)
 
     # --- checks ------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
     # --- embedding-level maps, common to the three metrics ----------------------------------
 
     @manifold_method
-    def project(self, x):
+    def project(self, x: _T) -> _T:
         w, q = jnp.linalg.eigh(sym(x))
         # A relative floor of 8 n eps lambda_max outlasts the backward error (~ n eps |X|) of
         # a later `eigh`, so a projected float32 point is still positive definite there
@@ -193,24 +199,26 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return _from_eig(q, jnp.maximum(w, floor[..., None]))
 
     @manifold_method
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _T, v: _T) -> _T:
         return sym(v)
 
     @manifold_method
-    def constraint_error(self, x):
+    def constraint_error(self, x: _T) -> _S:
         # Asymmetry plus violation of positive definiteness.
         asym = jnp.sqrt(_frob(x - mT(x), x - mT(x)) / 2)
         lam_min = jnp.linalg.eigvalsh(sym(x))[..., 0]
         return asym + jnp.maximum(-lam_min, 0.0)
 
     @random_point_method
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _T:
         # I + A A^T / n: eigenvalues in [1, ~5], well conditioned even in float32.
         a = jax.random.normal(key, tuple(shape) + (self.n, self.n), dtype)
         return sym(jnp.eye(self.n, dtype=a.dtype) + mm(a, mT(a)) / self.n)
 
     @manifold_method
-    def random_tangent(self, key: PRNGKeyArray, x):
+    def random_tangent(self, key: PRNGKeyArray, x: _T) -> _T:
         """A random tangent vector, $S$ symmetric standard normal carried to the metric:
         $X^{1/2} S X^{1/2}$ (affine), $D\\log(X)^{-1}[S]$ (log-Euclidean), so that
         $\\|V\\|_X = \\|S\\|_F$; $S$ itself (Bures–Wasserstein). Ambient noise would have
@@ -238,7 +246,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return sym(mm(mm(q, gamma**power * (mm(mm(mT(q), sym(u)), q))), mT(q)))
 
     @manifold_method
-    def inner(self, x, u, v):
+    def inner(self, x: _T, u: _T, v: _T) -> _S:
         if self.metric == "affine":
             # tr(X^{-1} U X^{-1} V) (pymanopt `inner_product`) = <L^{-1} U L^{-T},
             # L^{-1} V L^{-T}>_F with X = L L^T: a Cholesky factor, which also checks X.
@@ -254,7 +262,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return 0.5 * _frob(self._lyapunov(x, u), v)  # Han et al. 2021, sec. 2
 
     @manifold_method
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _T, g: _T) -> _T:
         g = sym(g)
         if self.metric == "affine":
             return sym(mm(mm(x, g), x))  # pymanopt `euclidean_to_riemannian_gradient`
@@ -263,7 +271,8 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return 4.0 * sym(mm(g, x))  # Han et al. 2021, Table 1
 
     @manifold_method
-    def exp(self, x, v):
+    def exp(self, x: _T, v: _T) -> _T:
+        r"""The exponential map $\mathrm{Exp}_x(v)$: the geodesic from `x` with velocity `v`."""
         v = sym(v)
         if self.metric == "affine":
             xh, xih = _sqrtm(x), _invsqrtm(x)
@@ -274,7 +283,8 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return sym(x + v + mm(mm(lv, x), lv))
 
     @manifold_method
-    def log(self, x, y):
+    def log(self, x: _T, y: _T) -> _T:
+        r"""The logarithm $\mathrm{Log}_x(y)$, the inverse of `exp`: a tangent vector at `x`."""
         if self.metric == "affine":
             xh, xih = _sqrtm(x), _invsqrtm(x)
             return sym(mm(mm(xh, _logm(mm(mm(xih, y), xih))), xh))
@@ -284,7 +294,8 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return 2.0 * sym(mm(mm(xh, _sqrtm(mm(mm(xh, y), xh))), xih)) - 2.0 * sym(x)
 
     @manifold_method
-    def distance(self, x, y):
+    def distance(self, x: _T, y: _T) -> _S:
+        r"""The geodesic distance $d(x, y) = \|\mathrm{Log}_x(y)\|_x$, one number per point."""
         if self.metric == "affine":
             xih = _invsqrtm(x)
             lam = jnp.linalg.eigvalsh(sym(mm(mm(xih, y), xih)))
@@ -300,7 +311,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return jnp.sqrt(_frob(d, d))
 
     @manifold_method
-    def retract(self, x, v):
+    def retract(self, x: _T, v: _T) -> _T:
         if self.metric == "affine" and self.retraction != "exp":
             v = sym(v)
             # Jeuris et al. 2012; pymanopt `retraction`: = ½X + ½(X+V)X⁻¹(X+V) ≻ 0. X⁻¹V by
@@ -315,7 +326,7 @@ class SymmetricPositiveDefinite(AbstractManifold):
         return self.project(y)
 
     @manifold_method
-    def transport(self, x, y, v):
+    def transport(self, x: _T, y: _T, v: _T) -> _T:
         v = sym(v)
         if self.metric == "affine":
             # E = (Y X^{-1})^{1/2} = X^{1/2} (X^{-1/2} Y X^{-1/2})^{1/2} X^{-1/2}

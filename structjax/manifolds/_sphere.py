@@ -3,7 +3,8 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._base import (
     AbstractManifold,
@@ -11,6 +12,10 @@ from ._base import (
     random_point_method,
     refuse,
 )
+
+# A point or tangent vector (leading batch axes), and one number per point.
+_T = Float[Array, "... n"]
+_S = Float[Array, "..."]
 
 
 def _dot(u, v):
@@ -52,7 +57,7 @@ class Sphere(AbstractManifold):
             raise ValueError(f"`Sphere(n={self.n})` needs n >= 1.")
 
     @property
-    def point_shape(self):
+    def point_shape(self) -> tuple[int, ...]:
         return (self.n,)
 
     def _off(self, x, tol, full):
@@ -65,23 +70,24 @@ class Sphere(AbstractManifold):
         return a / norm
 
     @manifold_method
-    def project(self, x):
+    def project(self, x: _T) -> _T:
         return self._normalise(x, "`x` != 0 (every point of the sphere is nearest to 0)")
 
     @manifold_method
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _T, v: _T) -> _T:
         return v - _dot(x, v)[..., None] * x
 
     @manifold_method
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _T, g: _T) -> _T:
         return self.to_tangent(x, g)
 
     @manifold_method
-    def retract(self, x, v):
+    def retract(self, x: _T, v: _T) -> _T:
         return self._normalise(x + v, "`x + v` != 0 (v = -x has no retraction)")
 
     @manifold_method
-    def exp(self, x, v):
+    def exp(self, x: _T, v: _T) -> _T:
+        r"""The exponential map $\mathrm{Exp}_x(v)$: the geodesic from `x` with velocity `v`."""
         nv = jnp.linalg.norm(v, axis=-1, keepdims=True)
         safe = jnp.where(nv > 0, nv, 1.0)
         y = jnp.cos(nv) * x + jnp.where(nv > 0, jnp.sin(safe) / safe, 1.0) * v
@@ -102,22 +108,24 @@ class Sphere(AbstractManifold):
         return w, self.distance(x, y)[..., None]
 
     @manifold_method
-    def log(self, x, y):
+    def log(self, x: _T, y: _T) -> _T:
+        r"""The logarithm $\mathrm{Log}_x(y)$, the inverse of `exp`: a tangent vector at `x`."""
         w, d = self._direction(x, y)
         return d * w
 
     @manifold_method
-    def distance(self, x, y):
+    def distance(self, x: _T, y: _T) -> _S:
+        r"""The geodesic distance $d(x, y) = \|\mathrm{Log}_x(y)\|_x$, one number per point."""
         # arctan2 form: accurate for nearby and for antipodal points alike.
         cross = jnp.linalg.norm(y - _dot(x, y)[..., None] * x, axis=-1)
         return jnp.arctan2(cross, _dot(x, y))
 
     @manifold_method
-    def inner(self, x, u, v):
+    def inner(self, x: _T, u: _T, v: _T) -> _S:
         return _dot(u, v)
 
     @manifold_method
-    def transport(self, x, y, v):
+    def transport(self, x: _T, y: _T, v: _T) -> _T:
         # Parallel transport along the geodesic cos(t) x + sin(t) w, t in [0, d]: the
         # component along w turns, <w, v>(cos(d) w - sin(d) x); the rest is unchanged.
         # Equal to v - <y, v>/(1 + <x, y>) (x + y) (Absil et al. 2008) off the antipode,
@@ -127,10 +135,12 @@ class Sphere(AbstractManifold):
         return v + wv * ((jnp.cos(d) - 1.0) * w - jnp.sin(d) * x)
 
     @manifold_method
-    def constraint_error(self, x):
+    def constraint_error(self, x: _T) -> _S:
         return jnp.abs(jnp.linalg.norm(x, axis=-1) - 1.0)
 
     @random_point_method
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _T:
         x = jax.random.normal(key, tuple(shape) + (self.n,), dtype)
         return self.project(x)

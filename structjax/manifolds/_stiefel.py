@@ -6,7 +6,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
-from jaxtyping import PRNGKeyArray
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._linalg import (
     expm as _expm,
@@ -26,6 +27,11 @@ from ._base import (
     random_point_method,
     refuse,
 )
+
+# A point or tangent vector (leading batch axes), and one number per point.
+_T = Float[Array, "... n p"]
+_S = Float[Array, "..."]
+
 
 RETRACTIONS = ("qr", "polar", "cholesky_qr", "cayley", "cayley_iterative")
 
@@ -97,7 +103,7 @@ class AbstractFrames(AbstractManifold):
 
     @property
     def _columns(self) -> int:
-        return self.p
+        return self.p  # pyright: ignore[reportAttributeAccessIssue]  # Stiefel, Grassmann; Orthogonal overrides
 
     _what: ClassVar[str] = "orthonormal columns"  # what a point is, for messages
     _k: ClassVar[str] = "p"  # the name of the column count, for messages
@@ -105,17 +111,17 @@ class AbstractFrames(AbstractManifold):
     def _check_frame(self, retractions: tuple[str, ...]):
         """`1 <= p <= n` and one of `retractions`, for Stiefel and Grassmann."""
         name = type(self).__name__
-        if self.p > self.n:
-            raise ValueError(f"`{name}(n={self.n}, p={self.p})` needs p <= n.")
-        if self.p < 1:
-            raise ValueError(f"`{name}(n={self.n}, p={self.p})` needs p >= 1.")
-        if self.retraction not in retractions:
-            raise ValueError(
-                f"`{name}(retraction={self.retraction!r})`: choose one of {retractions}."
-            )
+        p = self._columns
+        retraction = self.retraction  # pyright: ignore[reportAttributeAccessIssue]  # a field of each subclass
+        if p > self.n:
+            raise ValueError(f"`{name}(n={self.n}, p={p})` needs p <= n.")
+        if p < 1:
+            raise ValueError(f"`{name}(n={self.n}, p={p})` needs p >= 1.")
+        if retraction not in retractions:
+            raise ValueError(f"`{name}(retraction={retraction!r})`: choose one of {retractions}.")
 
     @property
-    def point_shape(self):
+    def point_shape(self) -> tuple[int, ...]:
         return (self.n, self._columns)
 
     def _off(self, x, tol, full):
@@ -125,7 +131,7 @@ class AbstractFrames(AbstractManifold):
         return ~(err <= tol), jnp.max(err), f"{self._what} ({what} <= {tol:.0e})"
 
     @manifold_method
-    def project(self, x):
+    def project(self, x: _T) -> _T:
         return polar(x)
 
 
@@ -202,15 +208,15 @@ class Stiefel(AbstractFrames):
             )
 
     @manifold_method
-    def to_tangent(self, x, v):
+    def to_tangent(self, x: _T, v: _T) -> _T:
         return v - mm(x, sym(mm(mT(x), v)))
 
     @manifold_method
-    def egrad_to_rgrad(self, x, g):
+    def egrad_to_rgrad(self, x: _T, g: _T) -> _T:
         return self.to_tangent(x, g)
 
     @manifold_method
-    def retract(self, x, v):
+    def retract(self, x: _T, v: _T) -> _T:
         if self.retraction == "qr":
             y = qf(x + v)
         elif self.retraction == "polar":
@@ -226,7 +232,7 @@ class Stiefel(AbstractFrames):
         return refuse_rank_deficient(self, y, x + v)
 
     @manifold_method
-    def exp(self, x, v):
+    def exp(self, x: _T, v: _T) -> _T:
         """The geodesic of the embedded metric, $[X, V]\\exp\\begin{pmatrix} A & -S \\\\ I & A
         \\end{pmatrix} \\begin{pmatrix} I \\\\ 0 \\end{pmatrix} \\exp(-A)$ with $A = X^\\top V$,
         $S = V^\\top V$ (Edelman, Arias & Smith 1998, eq. (2.45); pymanopt's `Stiefel.exp`)."""
@@ -244,19 +250,21 @@ class Stiefel(AbstractFrames):
         return mm(mm(jnp.concatenate([x, v], axis=-1), e), _expm(-a))
 
     @manifold_method
-    def inner(self, x, u, v):
+    def inner(self, x: _T, u: _T, v: _T) -> _S:
         return batch_inner(u, v, 2)
 
     @manifold_method
-    def transport(self, x, y, v):
+    def transport(self, x: _T, y: _T, v: _T) -> _T:
         return self.to_tangent(y, v)
 
     @manifold_method
-    def constraint_error(self, x):
+    def constraint_error(self, x: _T) -> _S:
         return stiefel_error(x)
 
     @random_point_method
-    def random_point(self, key: PRNGKeyArray, shape=(), dtype=None):
+    def random_point(
+        self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
+    ) -> _T:
         """Haar-distributed points: the sign-fixed QR of a Gaussian matrix (Mezzadri 2007)."""
         g = jax.random.normal(key, tuple(shape) + (self.n, self.p), dtype)
         return qf(g)
