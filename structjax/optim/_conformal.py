@@ -137,7 +137,7 @@ def relativistic_kinetic(mass: ArrayLike = 1.0, speed_of_light: ArrayLike = 1.0)
     call = "relativistic_kinetic(mass=..., speed_of_light=...)"
     mass = _positive("mass", mass, call=call)
     speed_of_light = _positive("speed_of_light", speed_of_light, True, call=call)
-    if concrete(speed_of_light) and bool(jnp.isinf(speed_of_light)):
+    if concrete(speed_of_light) and math.isinf(float(speed_of_light)):  # pyright: ignore[reportArgumentType]  # concrete: a Python or NumPy scalar
         return quadratic_kinetic(mass)
     c = speed_of_light
     # c sqrt(s + m^2 c^2) - m c^2 = s / (sqrt(s / c^2 + m^2) + m): no cancellation at small s.
@@ -609,8 +609,8 @@ def scale_by_relativistic(
     alpha = hyperparameter(alpha, _call, "alpha", lambda v: (v >= 0) & (v <= 1),
                            "in [0, 1]", checks=checks)  # fmt: skip
     # Known now: skip the work of a term that vanishes (alpha = 1, c = inf).
-    mixing = not (concrete(alpha) and bool(jnp.asarray(alpha) == 1.0))
-    classical = concrete(speed_of_light) and bool(jnp.isinf(speed_of_light))
+    mixing = not (concrete(alpha) and float(alpha) == 1.0)  # pyright: ignore[reportArgumentType]  # concrete: a Python or NumPy scalar
+    classical = concrete(speed_of_light) and math.isinf(float(speed_of_light))  # pyright: ignore[reportArgumentType]  # concrete: a Python or NumPy scalar
 
     def update_fn(updates, state, params=None):
         updates, like, out_like = _inputs(updates, params, manifolds, _call)
