@@ -17,6 +17,19 @@ class Constrained(eqx.Module):
     - `value`: the point(s), already on the manifold (use `manifold.project` or
         `manifold.random_point` to make one).
     - `manifold`: the manifold.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Stiefel(4, 2)
+    >>> w = sm.Constrained(m.random_point(jax.random.key(0)), m)
+    >>> print(w.value.shape, bool(m.constraint_error(w.value) < 1e-12))
+    (4, 2) True
+
+    ```
     """
 
     value: Array | AbstractManifold  # a manifold only in the tree built by `manifolds_of`

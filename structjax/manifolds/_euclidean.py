@@ -22,6 +22,22 @@ class Euclidean(AbstractManifold):
 
     - `shape`: the shape of one point (default `()`: scalars).
     - `checks`: accepted for uniformity with the other manifolds (keyword-only).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Euclidean((2, 3))
+    >>> x = m.random_point(jax.random.key(0))
+    >>> v = m.random_tangent(jax.random.key(1), x)
+    >>> print(bool(jnp.allclose(m.retract(x, v), x + v)))
+    True
+    >>> print(bool(jnp.allclose(m.distance(x, x + v), jnp.linalg.norm(v))))
+    True
+
+    ```
     """
 
     shape: tuple[int, ...] = eqx.field(static=True, default=())

@@ -58,6 +58,22 @@ class Grassmann(AbstractFrames):
     - `checks`: `False` turns off the value checks (keyword-only).
 
     **Raises:** `ValueError` for `p > n`, `p < 1` or an unknown retraction; see **Checks**.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Grassmann(5, 2)
+    >>> x = m.random_point(jax.random.key(0))
+    >>> y = m.retract(x, m.random_tangent(jax.random.key(1), x))
+    >>> print(bool(m.constraint_error(y) < 1e-12))
+    True
+    >>> print(bool(jnp.allclose(m.distance(x, m.exp(x, m.log(x, y))), m.distance(x, y))))
+    True
+
+    ```
     """
 
     n: int = eqx.field(static=True)

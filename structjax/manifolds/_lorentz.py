@@ -73,6 +73,22 @@ class Lorentz(AbstractHyperbolic):
     - `checks`: `False` turns off the value checks (keyword-only).
 
     **Raises:** `ValueError` for $n < 1$ or curvature $\\ge 0$; see **Checks**.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Lorentz(2)
+    >>> x = m.random_point(jax.random.key(0))
+    >>> y = m.exp(x, m.random_tangent(jax.random.key(1), x))
+    >>> print(x.shape, bool(m.constraint_error(y) < 1e-10))
+    (3,) True
+    >>> print(bool(jnp.allclose(m.exp(x, m.log(x, y)), y, atol=1e-10)))
+    True
+
+    ```
     """
 
     @property

@@ -97,6 +97,22 @@ class Orthogonal(AbstractFrames):
     is not defined), by the sign of the determinant and the finiteness of the result.
 
     **Raises:** `ValueError` for $n < 1$ or an unknown retraction; see **Checks**.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Orthogonal(3)
+    >>> x = m.random_point(jax.random.key(0))
+    >>> y = m.retract(x, m.random_tangent(jax.random.key(1), x))
+    >>> print(bool(jnp.allclose(y.T @ y, jnp.eye(3), atol=1e-12)))
+    True
+    >>> print(bool(jnp.allclose(m.exp(x, m.log(x, y)), y, atol=1e-10)))
+    True
+
+    ```
     """
 
     n: int = eqx.field(static=True)
@@ -199,6 +215,20 @@ class SpecialOrthogonal(AbstractManifold):
     `check_point`) adds $|\\det X - 1|$, which the hot-path test under `jit` leaves out.
 
     **Arguments:** as for `Orthogonal`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.SpecialOrthogonal(3)
+    >>> x = m.random_point(jax.random.key(0))
+    >>> y = m.retract(x, m.random_tangent(jax.random.key(1), x))
+    >>> print(bool(m.constraint_error(y) < 1e-12), f"{float(jnp.linalg.det(y)):.3f}")
+    True 1.000
+
+    ```
     """
 
     n: int = eqx.field(static=True)

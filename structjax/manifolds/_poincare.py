@@ -66,6 +66,22 @@ class PoincareBall(AbstractHyperbolic):
     - `checks`: `False` turns off the value checks (keyword-only).
 
     **Raises:** `ValueError` for $n < 1$ or curvature $\\ge 0$; see **Checks**.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.PoincareBall(2)
+    >>> x = m.random_point(jax.random.key(0))
+    >>> y = m.exp(x, m.random_tangent(jax.random.key(1), x))
+    >>> print(bool(jnp.linalg.norm(y) < 1.0))
+    True
+    >>> print(bool(jnp.allclose(m.exp(x, m.log(x, y)), y, atol=1e-10)))
+    True
+
+    ```
     """
 
     @property

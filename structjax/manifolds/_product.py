@@ -54,6 +54,20 @@ class Product(AbstractManifold):
     - `checks`: `False` turns off the value checks, on every factor (keyword-only).
 
     **Raises:** `ValueError` for an empty `manifolds` or one that holds a non-manifold.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Product((sm.Sphere(3), sm.Euclidean((2,))))
+    >>> x = m.random_point(jax.random.key(0), (4,))
+    >>> y = m.retract(x, m.random_tangent(jax.random.key(1), x))
+    >>> print([a.shape for a in y], bool(jnp.all(m.constraint_error(y) < 1e-12)))
+    [(4, 3), (4, 2)] True
+
+    ```
     """
 
     manifolds: tuple[AbstractManifold, ...]

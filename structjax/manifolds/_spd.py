@@ -128,6 +128,22 @@ class SymmetricPositiveDefinite(AbstractManifold):
 
     **Raises:** `ValueError` for a bad `n`, metric, retraction or `min_eigenvalue`; see
     **Checks**.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.SymmetricPositiveDefinite(3)
+    >>> x = m.random_point(jax.random.key(0))
+    >>> y = m.exp(x, m.random_tangent(jax.random.key(1), x))
+    >>> print(bool(jnp.all(jnp.linalg.eigvalsh(y) > 0)), bool(jnp.allclose(y, y.T)))
+    True True
+    >>> print(bool(jnp.allclose(m.exp(x, m.log(x, y)), y, atol=1e-10)))
+    True
+
+    ```
     """
 
     n: int = eqx.field(static=True)

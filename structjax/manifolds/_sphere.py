@@ -47,6 +47,21 @@ class Sphere(AbstractManifold):
     - `checks`: `False` turns off the value checks (keyword-only).
 
     **Raises:** `ValueError` for $n < 1$; see **Checks**.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Sphere(3)
+    >>> x = m.random_point(jax.random.key(0))
+    >>> v = m.random_tangent(jax.random.key(1), x)
+    >>> y = m.retract(x, v)
+    >>> print(bool(m.constraint_error(y) < 1e-12), bool(jnp.allclose(m.exp(x, m.log(x, y)), y)))
+    True True
+
+    ```
     """
 
     n: int = eqx.field(static=True)

@@ -192,6 +192,20 @@ class Stiefel(AbstractFrames):
 
     **Raises:** `ValueError` for `p > n`, `p < 1`, an unknown retraction or
     `cayley_iterations < 1`; see **Checks**.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Stiefel(5, 2)
+    >>> x = m.random_point(jax.random.key(0), (4,))
+    >>> y = m.retract(x, m.random_tangent(jax.random.key(1), x))
+    >>> print(y.shape, bool(jnp.allclose(jnp.swapaxes(y, -1, -2) @ y, jnp.eye(2), atol=1e-12)))
+    (4, 5, 2) True
+
+    ```
     """
 
     n: int = eqx.field(static=True)
