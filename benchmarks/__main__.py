@@ -15,8 +15,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a small set that finishes in under a minute on 2 CPU cores "
-        "(writes <suite>_quick.json, leaving the full results alone)",
+        help="a small set for a first look (writes benchmarks/results/quick/<suite>_quick.json "
+        "and its plots, which git ignores, leaving the tracked full results alone)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when a floor is missed (by default floors are reported only)",
     )
     parser.add_argument(
         "--out",
@@ -24,16 +29,32 @@ def main(argv=None) -> None:
         help="the folder for the JSON and PNG results (default: benchmarks/results)",
     )
     ns = parser.parse_args(argv)
+    from . import _harness
+
     if ns.out is not None:
         from pathlib import Path
 
-        from . import _harness
-
         _harness.RESULTS_DIR = Path(ns.out).resolve()
+    elif ns.quick:
+        _harness.RESULTS_DIR = _harness.QUICK_RESULTS_DIR
     module = importlib.import_module(f"{__package__}.{ns.suite}")
     start = time.perf_counter()
     module.run(quick=ns.quick)
     print(f"\n{ns.suite}{' --quick' if ns.quick else ''}: {time.perf_counter() - start:.1f} s")
+    floors = _harness.REPORTED_FLOORS
+    missed = [f for f in floors if not f.passed]
+    print(
+        f"floors: {len(floors) - len(missed)} of {len(floors)} met"
+        + (f"; missed: {', '.join(f.name for f in missed)}" if missed else "")
+        + (
+            ""
+            if ns.strict
+            else " (floors are reported, not enforced: --strict exits 1 on a miss)"
+        )
+        + f"; results in {_harness.RESULTS_DIR}"
+    )
+    if ns.strict and missed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@
    `emlp.datasets` when it imports), inputs standardised per vector as emlp does: test MSE
    (standardised targets) of our `EMLP` against an MLP of the same width and depth.
 
-Floors are reported PASS or FAIL, never enforced. Training runs in float32 (Adam, cosine
+Floors are reported PASS or MISS, never enforced. Training runs in float32 (Adam, cosine
 schedule); the convolutional networks are trained by a Python loop over one jitted step,
 because XLA:CPU runs convolutions inside a `lax.scan` about 15-30x slower than the same step
 jitted alone (measured while writing this suite); the MLPs in one `lax.scan`.

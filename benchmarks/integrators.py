@@ -13,7 +13,7 @@ Heiles, pendulum, outer solar system, FPUT chain; see `_hamiltonians.py`) it run
 and reports per run the force evaluations, wall time (compile time apart), the maximum
 relative energy error over the sampled trajectory, and the phase-space error at the end
 against a reference. Then a stage-loop study (`stage_loop="scan"` against `"unroll"`) and the
-floors, each printed PASS or FAIL: they report, they never fail the run.
+floors, each printed PASS or MISS: they report, they never fail the run.
 """
 
 import functools

@@ -41,7 +41,7 @@ otherwise train, each pair in the same run.
    layers' declared `lipschitz_bound`s; for the MLP the product of its spectral norms), and
    `check.lipschitz_lower_bound` of each trained network against its bound.
 
-Floors are reported PASS or FAIL, never enforced. Training runs in float32 (one
+Floors are reported PASS or MISS, never enforced. Training runs in float32 (one
 `lax.scan` of optax steps inside one jit); certificates and rollouts in float64 on copies of
 the trained weights.
 """

@@ -18,7 +18,7 @@ turns x64 on; every array is made float32 explicitly). It measures
 4. a real training run: an MLP on scikit-learn's digits with `OrthogonalLinear` hidden layers
    trained by `riemannian_adam`, against the same MLP unconstrained under `optax.adam`.
 
-The floors are printed PASS or FAIL: they report, they never fail the run.
+The floors are printed PASS or MISS: they report, they never fail the run.
 """
 
 import time

@@ -42,3 +42,21 @@ def test_every_readme_block_runs_and_its_claims_hold():
     err = check.equivariance_error(model, g, ns["x"], ns["key"], rep_in=rep_in,
                                    rep_out=se.Scalar(g))  # fmt: skip
     assert float(err) < 1e-10
+
+
+def test_docs_pages_blocks_run():
+    """The site's own pages (those not included from README, which the test above runs): each
+    page's ```python blocks run in order in one namespace, and the first solve is symplectic."""
+    docs = README.parent / "docs"
+    ran = 0
+    for page in sorted(docs.glob("*.md")) + sorted((docs / "guides").glob("*.md")):
+        ns: dict = {}
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
+            try:
+                exec(compile(block, f"{page.name}, python block {i}", "exec"), ns)  # noqa: S102
+            except Exception as e:
+                raise AssertionError(f"{page.name} python block {i} fails: {e!r}\n{block}") from e
+            ran += 1
+        if page.name == "index.md":
+            assert float(ns["sc"].symplecticity_error(ns["step"], *ns["y0"])) < 1e-12
+    assert ran >= 1
