@@ -15,9 +15,15 @@ import jax.tree_util as jtu
 import numpy as np
 import optimistix as optx
 from diffrax._term import WrapTerm  # what diffeqsolve wraps every term in (no public name)
+from jaxtyping import ArrayLike, PyTree
 
 from .._guards import guard
 from ._base import AbstractStructuredSolver, StageTableau
+
+# diffrax's solver signatures (`diffrax.AbstractSolver.step`), written with public names.
+_Terms = PyTree[diffrax.AbstractTerm]
+_Y = PyTree[ArrayLike]
+_Step = tuple[_Y, None, dict[str, PyTree], PyTree, diffrax.RESULTS]
 
 
 def increment(term, t, y, args, control):
@@ -29,7 +35,7 @@ def increment(term, t, y, args, control):
                         term.vf_prod(t, y, args, control), y)  # fmt: skip
 
 
-def default_root_finder(dtype, *, eps_factor: float = 100, fixed_point: bool = False):
+def default_root_finder(dtype, *, eps_factor: float = 100.0, fixed_point: bool = False):
     """The implicit solvers' default root finder in `dtype`, to `max(1e-13, eps_factor eps)`.
 
     `fixed_point=True` (Gauss–Legendre) takes fixed-point iteration in float64: the method of
@@ -41,6 +47,13 @@ def default_root_finder(dtype, *, eps_factor: float = 100, fixed_point: bool = F
     tol = max(1e-13, eps_factor * float(jnp.finfo(dtype).eps))
     if fixed_point and dtype == jnp.float64:
         return optx.FixedPointIteration(rtol=tol, atol=tol)
+    return default_newton(dtype, eps_factor=eps_factor)
+
+
+def default_newton(dtype, *, eps_factor: float = 100.0) -> optx.Newton:
+    """`optimistix.Newton` in `dtype` to `max(1e-13, eps_factor eps)`: the default of the
+    solvers whose equations are a root find (`GeneralizedLeapfrog`, `Rattle`)."""
+    tol = max(1e-13, eps_factor * float(jnp.finfo(dtype).eps))
     return optx.Newton(rtol=tol, atol=tol)
 
 
@@ -97,14 +110,18 @@ class AbstractImplicitSolver(AbstractStructuredSolver):
     raises at once eagerly and at run time under `jax.jit` (`checked_one_step`); the dense
     output's slopes are `increment`, the vector field times the step's control."""
 
-    def func(self, terms, t0, y0, args):
+    def func(self, terms: _Terms, t0: ArrayLike, y0: _Y, args: PyTree) -> _Y:
         return terms.vf(t0, y0, args)
 
-    def increment(self, terms, t0, t1, t, y, args):
+    def increment(
+        self, terms: _Terms, t0: ArrayLike, t1: ArrayLike, t: ArrayLike, y: _Y, args: PyTree
+    ) -> _Y:
         """The field at `(t, y)` times the control of the step `[t0, t1]`."""
         return increment(terms, t, y, args, terms.contr(t0, t1))
 
-    def one_step(self, terms, t0, h, y0, args=None):
+    def one_step(
+        self, terms: _Terms, t0: ArrayLike, h: ArrayLike, y0: _Y, args: PyTree = None
+    ) -> _Y:
         """One step as a pure function (for certificates); raises if a solve failed."""
         return checked_one_step(self, terms, t0, h, y0, args)
 
@@ -130,6 +147,7 @@ class ImplicitTableau(StageTableau):
 
     **Example:**
 
+    ```pycon
     >>> import structjax.integrators as si
     >>> midpoint = si.ImplicitTableau(a=[[0.5]], b=[1.0], c=[0.5], order=2,
     ...                               source="the implicit midpoint rule")
@@ -137,9 +155,11 @@ class ImplicitTableau(StageTableau):
     2
     >>> si.gauss_legendre_tableau(1).a == midpoint.a  # the 1-stage Gauss method
     True
+
+    ```
     """
 
-    def arrays(self):
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`(A, b, c)` as numpy arrays."""
         return np.asarray(self.a), np.asarray(self.b), np.asarray(self.c)
 
@@ -158,7 +178,29 @@ def gauss_legendre_tableau(stages: int) -> ImplicitTableau:
     $\\ell_j$ the Lagrange polynomials on the nodes (Hairer, Lubich & Wanner, *Geometric
     Numerical Integration*, Sec. II.1.3 and Table II.1.1 (s = 1, 2); Hairer & Wanner,
     *Solving ODEs II*, Sec. IV.5, Table 5.2 (s = 3)). Exact to rounding in float64; the
-    tests compare s = 2 and 3 with the published tables."""
+    tests compare s = 2 and 3 with the published tables.
+
+    **Arguments:**
+
+    - `stages`: the number of stages $s \\ge 1$ (a Python int).
+
+    **Returns:** the `ImplicitTableau` of order $2s$, symplectic (its
+    `symplecticity_defect()` is zero to rounding).
+
+    **Raises:** `ValueError` unless `stages` is a positive int.
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.integrators as si
+    >>> tab = si.gauss_legendre_tableau(2)
+    >>> tab.order, tab.stages
+    (4, 2)
+    >>> bool(tab.symplecticity_defect() < 1e-15)
+    True
+
+    ```
+    """
     if isinstance(stages, bool) or not (isinstance(stages, int) and stages >= 1):
         raise ValueError(f"`gauss_legendre_tableau(stages={stages!r})` needs a positive int.")
     x, w = np.polynomial.legendre.leggauss(stages)
@@ -197,6 +239,23 @@ class ImplicitRungeKutta(AbstractImplicitSolver):
         constant of $f$ is small, and reports a failure otherwise. For stiff problems or
         large steps pass `optimistix.Newton(rtol, atol)` (or `optimistix.Chord`).
     - `max_steps`: the solver's iteration limit.
+
+    **Raises:** `TypeError` at construction for a `tableau` that is not an `ImplicitTableau`
+    or a `root_finder` that is not an optimistix solver, `ValueError` for `max_steps < 1`;
+    `ValueError` at the start of a solve unless `terms` is ONE term.
+
+    **Example:**
+
+    ```pycon
+    >>> import diffrax, jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> solver = si.ImplicitRungeKutta(si.gauss_legendre_tableau(3))
+    >>> term = diffrax.ODETerm(lambda t, y, args: (y[1], -y[0]))  # the harmonic oscillator
+    >>> y1 = solver.one_step(term, 0.0, 0.2, (jnp.array(1.0), jnp.array(0.0)))
+    >>> bool(abs(y1[0] - jnp.cos(0.2)) < 1e-10), solver.order(None)  # local error O(h^7)
+    (True, 6)
+
+    ```
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm
@@ -216,14 +275,14 @@ class ImplicitRungeKutta(AbstractImplicitSolver):
             "fixed-point iteration",
         )
 
-    def order(self, terms) -> int:
+    def order(self, terms: PyTree) -> int:
         return self.tableau.order
 
-    def init(self, terms, t0, t1, y0, args):
+    def init(self, terms: PyTree, t0: ArrayLike, t1: ArrayLike, y0: _Y, args: PyTree) -> None:
         self.check_problem(terms, y0, args, t0)
         return None
 
-    def check_problem(self, terms, y0, args, t0) -> None:
+    def check_problem(self, terms: PyTree, y0: _Y, args: PyTree, t0: ArrayLike) -> None:
         """ONE term for the whole vector field."""
         if not isinstance(terms, diffrax.AbstractTerm) or isinstance(terms, diffrax.MultiTerm):
             raise ValueError(
@@ -247,8 +306,9 @@ class ImplicitRungeKutta(AbstractImplicitSolver):
             # The increment K_i = prod(f(t0 + c_i h, y0 + Z_i), control) at every stage:
             # leaves of shape (s, ...). The control (not h) carries a backward solve's sign.
             return jax.vmap(
-                lambda ci, zi: increment(terms, t0 + ci * h, jtu.tree_map(jnp.add, y0, zi), args,
-                                         control)  # fmt: skip
+                lambda ci, zi: increment(
+                    terms, t0 + ci * h, jtu.tree_map(jnp.add, y0, zi), args, control
+                )  # fmt: skip
             )(c_t, z)
 
         def phi(z, _):
@@ -274,7 +334,16 @@ class ImplicitRungeKutta(AbstractImplicitSolver):
             )
         return sol.value, field(sol.value), diffrax.RESULTS.promote(sol.result)
 
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+    def step(
+        self,
+        terms: _Terms,
+        t0: ArrayLike,
+        t1: ArrayLike,
+        y0: _Y,
+        args: PyTree,
+        solver_state: None,
+        made_jump: ArrayLike,
+    ) -> _Step:
         _, kz, result = self._stages(terms, t0, t1, y0, args)
         dtype = jnp.result_type(*jtu.tree_leaves(y0))
         b = jnp.asarray(self.tableau.b, dtype)
@@ -298,6 +367,7 @@ class GaussLegendre(ImplicitRungeKutta):
 
     **Example:**
 
+    ```pycon
     >>> import diffrax, jax.numpy as jnp
     >>> import structjax.integrators as si
     >>> solver = si.GaussLegendre(2)
@@ -307,15 +377,23 @@ class GaussLegendre(ImplicitRungeKutta):
     >>> y1 = solver.one_step(term, 0.0, 0.1, (jnp.array(1.0), jnp.array(0.0)))
     >>> bool(abs(y1[0] ** 2 + y1[1] ** 2 - 1.0) < 1e-12)  # a quadratic invariant, exactly
     True
+
+    ```
     """
 
-    def __init__(self, stages: int = 2, root_finder=None, max_steps: int = 100):
+    def __init__(
+        self,
+        stages: int = 2,
+        root_finder: optx.AbstractRootFinder | optx.AbstractFixedPointSolver | None = None,
+        max_steps: int = 100,
+    ):
         self.tableau = gauss_legendre_tableau(stages)
         self.root_finder = root_finder
         self.max_steps = max_steps
 
     @property
     def stages(self) -> int:
+        """The number of stages $s$ (the order is $2s$)."""
         return self.tableau.stages
 
 
@@ -327,13 +405,20 @@ class ImplicitMidpoint(GaussLegendre):
 
     **Example:**
 
+    ```pycon
     >>> import structjax.integrators as si
     >>> m = si.ImplicitMidpoint()
     >>> m.order(None), m.stages, isinstance(m, si.GaussLegendre)
     (2, 1, True)
+
+    ```
     """
 
-    def __init__(self, root_finder=None, max_steps: int = 100):
+    def __init__(
+        self,
+        root_finder: optx.AbstractRootFinder | optx.AbstractFixedPointSolver | None = None,
+        max_steps: int = 100,
+    ):
         super().__init__(1, root_finder, max_steps)
 
 
@@ -347,20 +432,41 @@ class HamiltonianTerm(diffrax.AbstractTerm):
     """The term $\\dot q = \\partial H/\\partial p$, $\\dot p = -\\partial H/\\partial q$ of a
     Hamiltonian `hamiltonian(q, p, args) -> scalar` (any, separable or not), on the state
     `y = (q, p)` (pytrees). It works with every diffrax solver and with `GaussLegendre`;
-    `GeneralizedLeapfrog` needs it, to take the partial gradients apart."""
+    `GeneralizedLeapfrog` needs it, to take the partial gradients apart.
+
+    **Arguments:**
+
+    - `hamiltonian`: `H(q, p, args) -> scalar` (a function or an equinox module; a pytree
+        field, so a learned $H$ is differentiated through).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> term = si.HamiltonianTerm(lambda q, p, args: 0.5 * (q**2 + p**2))
+    >>> dq, dp = term.vf(0.0, (jnp.array(1.0), jnp.array(2.0)), None)
+    >>> float(dq), float(dp)  # (dH/dp, -dH/dq)
+    (2.0, -1.0)
+
+    ```
+    """
 
     hamiltonian: Callable  # a pytree field: a learned H (an equinox module) is differentiable
 
-    def vf(self, t, y, args):
+    def vf(self, t: ArrayLike, y: tuple[_Y, _Y], args: PyTree) -> tuple[_Y, _Y]:
+        """$(\\partial H/\\partial p, -\\partial H/\\partial q)$ at `y = (q, p)`."""
         q, p = y
         dq = jax.grad(self.hamiltonian, argnums=1)(q, p, args)
         dp = jax.grad(self.hamiltonian, argnums=0)(q, p, args)
         return dq, jtu.tree_map(jnp.negative, dp)
 
-    def contr(self, t0, t1, **kwargs):
-        return t1 - t0
+    def contr(self, t0: ArrayLike, t1: ArrayLike, **kwargs) -> ArrayLike:
+        """The control `t1 - t0` (time)."""
+        return t1 - t0  # pyright: ignore[reportOperatorIssue]  (times: numbers or arrays)
 
-    def prod(self, vf, control):
+    def prod(self, vf: PyTree[ArrayLike], control: ArrayLike) -> PyTree[ArrayLike]:
+        """`control * vf`, leaf by leaf."""
         return jtu.tree_map(lambda v: control * v, vf)
 
 
@@ -382,6 +488,29 @@ class GeneralizedLeapfrog(AbstractImplicitSolver):
     Use with `terms = HamiltonianTerm(H)`, `y0 = (q0, p0)`. The two solves use `root_finder`
     (default `optimistix.Newton`, tolerance 1e-13 in float64); a failure is a diffrax
     `RESULTS` failure and an error in `solve_fixed`.
+
+    **Arguments:**
+
+    - `root_finder`: an optimistix root finder for the two implicit solves; default (None)
+        `optimistix.Newton` at `rtol = atol = max(1e-13, 100 eps)`.
+    - `max_steps`: its iteration limit.
+
+    **Raises:** `TypeError` at construction for a `root_finder` that is not an optimistix
+    root finder, `ValueError` for `max_steps < 1`; `ValueError` at the start of a solve unless
+    `terms` is a `HamiltonianTerm`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> H = lambda q, p, args: 0.5 * (1.0 + q**2) * p**2 + 0.5 * q**2  # not separable
+    >>> term, y0 = si.HamiltonianTerm(H), (jnp.array(1.0), jnp.array(0.5))
+    >>> q1, p1 = si.GeneralizedLeapfrog().one_step(term, 0.0, 0.1, y0)
+    >>> bool(abs(H(q1, p1, None) - H(*y0, None)) < 1e-3)  # energy error O(h^2)
+    True
+
+    ```
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm
@@ -391,14 +520,14 @@ class GeneralizedLeapfrog(AbstractImplicitSolver):
     def __check_init__(self):
         check_solver_fields(self, (optx.AbstractRootFinder,), "Newton")
 
-    def order(self, terms) -> int:
+    def order(self, terms: PyTree) -> int:
         return 2
 
-    def init(self, terms, t0, t1, y0, args):
+    def init(self, terms: PyTree, t0: ArrayLike, t1: ArrayLike, y0: _Y, args: PyTree) -> None:
         self.check_problem(terms, y0, args, t0)
         return None
 
-    def check_problem(self, terms, y0, args, t0) -> None:
+    def check_problem(self, terms: PyTree, y0: _Y, args: PyTree, t0: ArrayLike) -> None:
         """A `HamiltonianTerm`, whose partial gradients the method takes apart."""
         if not isinstance(_unwrap(terms), HamiltonianTerm):
             raise ValueError(
@@ -406,8 +535,17 @@ class GeneralizedLeapfrog(AbstractImplicitSolver):
                 f"to take dH/dq and dH/dp apart; got {type(terms).__name__}."
             )
 
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
-        ham = _unwrap(terms).hamiltonian
+    def step(
+        self,
+        terms: _Terms,
+        t0: ArrayLike,
+        t1: ArrayLike,
+        y0: _Y,
+        args: PyTree,
+        solver_state: None,
+        made_jump: ArrayLike,
+    ) -> _Step:
+        ham = _unwrap(terms).hamiltonian  # pyright: ignore[reportAttributeAccessIssue]  (`check_problem`)
         q0, p0 = y0
         dtype = jnp.result_type(*jtu.tree_leaves(y0))
         # The step in real time: the term's control (negative in diffeqsolve's backward
@@ -417,7 +555,7 @@ class GeneralizedLeapfrog(AbstractImplicitSolver):
         dh_dp = jax.grad(ham, argnums=1)
         root_finder = self.root_finder
         if root_finder is None:
-            root_finder = default_root_finder(dtype)
+            root_finder = default_newton(dtype)
 
         def axpy(x, a, y):
             return jtu.tree_map(lambda u, v: u + a * v, x, y)
