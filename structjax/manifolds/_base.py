@@ -173,6 +173,24 @@ class AbstractManifold(eqx.Module):
     the full test in `exp`/`log`/`distance` and by a cheap one (each manifold says which) in
     the methods an optimiser step calls. `check_point(x)` applies the full test anywhere.
     float16 and bfloat16 work in every method (computed in float32, cast back).
+
+    **Arguments:** (of every concrete manifold)
+
+    - `checks`: `False` turns off the value checks (keyword-only, static).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Sphere(3)  # any concrete AbstractManifold
+    >>> x = m.random_point(jax.random.key(0), (5,))
+    >>> g = m.egrad_to_rgrad(x, jnp.ones_like(x))
+    >>> print(m.inner(x, g, x).shape, bool(jnp.all(m.constraint_error(m.retract(x, -g)) < 1e-12)))
+    (5,) True
+
+    ```
     """
 
     checks: eqx.AbstractVar[bool]
@@ -184,48 +202,166 @@ class AbstractManifold(eqx.Module):
 
     @abc.abstractmethod
     def project(self, x: Point) -> Point:
-        """The nearest point of the manifold (in the embedding's Euclidean norm)."""
+        r"""The nearest point of the manifold (in the embedding's Euclidean norm).
+
+        **Arguments:**
+
+        - `x`: ambient arrays, shape `(..., *point_shape)`, real floating.
+
+        **Returns:** points of the manifold, the shape and dtype of `x`.
+
+        **Raises:** `TypeError`/`ValueError` for a non-float `x` or a wrong shape; where
+        the nearest point is not unique (e.g. `x = 0` on the sphere) a `ValueError`
+        (concrete) or an `equinox` runtime error.
+        """
 
     @abc.abstractmethod
     def to_tangent(self, x: Point, v: Point) -> Point:
-        """The orthogonal projection of an ambient vector `v` onto the tangent space at `x`."""
+        r"""The orthogonal projection of an ambient vector `v` onto the tangent space at
+        `x`.
+
+        **Arguments:**
+
+        - `x`: base points, shape `(..., *point_shape)` (leading axes a batch).
+        - `v`: ambient vectors, the shape of `x`.
+
+        **Returns:** tangent vectors at `x`, the shape of `x`.
+
+        **Raises:** `TypeError` for a non-real-float array, `ValueError` for a wrong
+        trailing shape (trace time); a base point off the manifold: `ValueError` when
+        concrete, an `equinox` runtime error under `jit` (see **Checks**).
+        """
 
     @abc.abstractmethod
     def egrad_to_rgrad(self, x: Point, g: Point) -> Point:
-        """The Riemannian gradient at `x` from the Euclidean gradient `g` of a function on
-        the embedding space."""
+        r"""The Riemannian gradient at `x` from the Euclidean gradient `g` of a function on
+        the embedding space.
+
+        **Arguments:**
+
+        - `x`: base points, shape `(..., *point_shape)` (leading axes a batch).
+        - `g`: Euclidean gradients, the shape of `x`.
+
+        **Returns:** the Riemannian gradients, tangent vectors at `x` of the shape of
+        `x`.
+
+        **Raises:** `TypeError` for a non-real-float array, `ValueError` for a wrong
+        trailing shape (trace time); a base point off the manifold: `ValueError` when
+        concrete, an `equinox` runtime error under `jit` (see **Checks**).
+        """
 
     @abc.abstractmethod
     def retract(self, x: Point, v: Point) -> Point:
-        """A retraction $R_x(v)$: a point, with $R_x(0) = x$ and $dR_x(0) = \\mathrm{id}$."""
+        r"""A retraction $R_x(v)$: a point, with $R_x(0) = x$ and $dR_x(0) = \mathrm{id}$.
+
+        **Arguments:**
+
+        - `x`: base points, shape `(..., *point_shape)` (leading axes a batch).
+        - `v`: tangent vectors at `x`, the shape of `x`.
+
+        **Returns:** points of the manifold, the shape of `x`.
+
+        **Raises:** `TypeError` for a non-real-float array, `ValueError` for a wrong
+        trailing shape (trace time); a base point off the manifold: `ValueError` when
+        concrete, an `equinox` runtime error under `jit` (see **Checks**).
+        """
 
     @abc.abstractmethod
     def inner(self, x: Point, u: Point, v: Point) -> Point:
-        """The Riemannian metric $\\langle u, v\\rangle_x$, one number per point."""
+        r"""The Riemannian metric $\langle u, v\rangle_x$, one number per point.
+
+        **Arguments:**
+
+        - `x`: base points, shape `(..., *point_shape)` (leading axes a batch).
+        - `u`, `v`: tangent vectors at `x`, the shape of `x`.
+
+        **Returns:** the inner products, shape `(...)` (the batch shape).
+
+        **Raises:** `TypeError` for a non-real-float array, `ValueError` for a wrong
+        trailing shape (trace time); a base point off the manifold: `ValueError` when
+        concrete, an `equinox` runtime error under `jit` (see **Checks**).
+        """
 
     @abc.abstractmethod
     def transport(self, x: Point, y: Point, v: Point) -> Point:
-        """A vector transport of the tangent vector `v` at `x` to the tangent space at `y`."""
+        r"""A vector transport of the tangent vector `v` at `x` to the tangent space at `y`.
+
+        **Arguments:**
+
+        - `x`: base points, shape `(..., *point_shape)` (leading axes a batch).
+        - `y`: target points, the shape of `x`.
+        - `v`: tangent vectors at `x`, the shape of `x`.
+
+        **Returns:** tangent vectors at `y`, the shape of `x`.
+
+        **Raises:** `TypeError` for a non-real-float array, `ValueError` for a wrong
+        trailing shape (trace time); a base point off the manifold: `ValueError` when
+        concrete, an `equinox` runtime error under `jit` (see **Checks**).
+        """
 
     @abc.abstractmethod
     def constraint_error(self, x: Point) -> Point:
-        """How far `x` is from the manifold (zero on it), one number per point."""
+        r"""How far `x` is from the manifold (zero on it), one number per point.
+
+        **Arguments:**
+
+        - `x`: arrays, shape `(..., *point_shape)`.
+
+        **Returns:** the errors, shape `(...)`, non-negative.
+
+        **Raises:** `TypeError`/`ValueError` for a non-float `x` or a wrong shape.
+        """
 
     @abc.abstractmethod
     def random_point(
         self, key: PRNGKeyArray, shape: tuple[int, ...] = (), dtype: DTypeLike | None = None
     ) -> Point:
-        """Random points with batch shape `shape` (the array has shape
-        `shape + point_shape`)."""
+        r"""Random points with batch shape `shape`.
+
+        **Arguments:**
+
+        - `key`: a JAX PRNG key.
+        - `shape`: the batch shape (default `()`: one point).
+        - `dtype`: a real floating dtype (default: JAX's default float).
+
+        **Returns:** points of the manifold, shape `shape + point_shape`, dtype `dtype`.
+
+        **Raises:** `TypeError` for a non-real-floating `dtype`.
+        """
 
     @manifold_method
     def random_tangent(self, key: PRNGKeyArray, x: Point) -> Point:
-        """A random tangent vector at each point of `x` (standard normal, projected)."""
+        r"""A random tangent vector at each point of `x` (standard normal, projected).
+
+        **Arguments:**
+
+        - `key`: a JAX PRNG key.
+        - `x`: base points, shape `(..., *point_shape)` (leading axes a batch).
+
+        **Returns:** tangent vectors at `x`, the shape and dtype of `x`.
+
+        **Raises:** `TypeError` for a non-real-float array, `ValueError` for a wrong
+        trailing shape (trace time); a base point off the manifold: `ValueError` when
+        concrete, an `equinox` runtime error under `jit` (see **Checks**).
+        """
         return self.to_tangent(x, jax.random.normal(key, x.shape, x.dtype))
 
     @manifold_method
     def norm(self, x: Point, v: Point) -> Point:
-        """$\\|v\\|_x$, one number per point."""
+        r"""The Riemannian norm $\|v\|_x = \sqrt{\langle v, v\rangle_x}$, one number per
+        point.
+
+        **Arguments:**
+
+        - `x`: base points, shape `(..., *point_shape)` (leading axes a batch).
+        - `v`: tangent vectors at `x`, the shape of `x`.
+
+        **Returns:** the norms, shape `(...)`.
+
+        **Raises:** `TypeError` for a non-real-float array, `ValueError` for a wrong
+        trailing shape (trace time); a base point off the manifold: `ValueError` when
+        concrete, an `equinox` runtime error under `jit` (see **Checks**).
+        """
         return jnp.sqrt(jnp.maximum(self.inner(x, v, v), 0.0))
 
     # --- checks -------------------------------------------------------------------------
@@ -243,7 +379,18 @@ class AbstractManifold(eqx.Module):
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def check_shape(self, x: PyTree[ArrayLike], name: str = "x", call: str | None = None) -> None:
-        """Raise a `ValueError` unless the trailing axes of `x` are `point_shape`."""
+        r"""Raise a `ValueError` unless the trailing axes of `x` are `point_shape`.
+
+        **Arguments:**
+
+        - `x`: an array (a pytree of arrays for `Product`).
+        - `name`: the argument's name in messages.
+        - `call`: the call to name in messages.
+
+        **Returns:** `None`.
+
+        **Raises:** `ValueError` for a wrong trailing shape.
+        """
         k = len(self.point_shape)
         shape = jnp.shape(x)
         if tuple(shape[len(shape) - k :]) != tuple(self.point_shape) or len(shape) < k:

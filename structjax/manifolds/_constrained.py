@@ -49,7 +49,29 @@ def manifolds_of(tree: PyTree) -> PyTree:
     """The `manifolds` pytree for a model or parameter tree containing `Constrained` leaves:
     the same structure, with the manifold at each `Constrained.value` and `None` (Euclidean)
     at every other leaf. Call it on the parameters you pass to `optimiser.init`, e.g.
-    `manifolds_of(eqx.filter(model, eqx.is_inexact_array))`."""
+    `manifolds_of(eqx.filter(model, eqx.is_inexact_array))`.
+
+    **Arguments:**
+
+    - `tree`: a pytree (model or parameters) whose constrained weights are `Constrained`.
+
+    **Returns:** a pytree of the same structure: `Constrained(manifold, manifold)` at each
+    `Constrained` node (so `.value` is the manifold) and `None` at every other leaf.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import structjax.manifolds as sm
+    >>> m = sm.Sphere(3)
+    >>> params = {"u": sm.Constrained(m.random_point(jax.random.key(0)), m), "b": jnp.zeros(2)}
+    >>> tree = sm.manifolds_of(params)
+    >>> print(tree["b"], tree["u"].value)
+    None Sphere(n=3)
+
+    ```
+    """
 
     def leaf(x):
         if _is_constrained(x):

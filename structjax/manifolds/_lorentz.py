@@ -223,13 +223,27 @@ class Lorentz(AbstractHyperbolic):
         coef = jnp.sum(x[..., 1:] * z, axis=-1, keepdims=True) / (r * r + r * x[..., :1])
         return u + coef * (origin + x)
 
-    def to_poincare(self, x):
-        """The isometry to `PoincareBall(n, curvature)`: $x_{1:} / (1 + \\sqrt{c} x_0)$."""
+    def to_poincare(self, x: Float[Array, "... d"]) -> Float[Array, "... n"]:
+        """The isometry to `PoincareBall(n, curvature)`: $x_{1:} / (1 + \\sqrt{c} x_0)$.
+
+        **Arguments:**
+
+        - `x`: points of this hyperboloid, shape `(..., n + 1)`.
+
+        **Returns:** the same points in the Poincaré ball, shape `(..., n)`.
+        """
         return x[..., 1:] / (1.0 + jnp.sqrt(self.c) * x[..., :1])
 
-    def from_poincare(self, p):
+    def from_poincare(self, p: Float[Array, "... n"]) -> Float[Array, "... d"]:
         """The inverse isometry: $x_0 = \\frac{1 + c|p|^2}{\\sqrt{c}(1 - c|p|^2)}$,
-        $x_{1:} = \\frac{2p}{1 - c|p|^2}$."""
+        $x_{1:} = \\frac{2p}{1 - c|p|^2}$.
+
+        **Arguments:**
+
+        - `p`: points of `PoincareBall(n, curvature)`, shape `(..., n)`.
+
+        **Returns:** the same points on this hyperboloid, shape `(..., n + 1)`.
+        """
         p2 = self.c * jnp.sum(p * p, axis=-1, keepdims=True)
         x0 = (1.0 + p2) / (jnp.sqrt(self.c) * (1.0 - p2))
         return jnp.concatenate([x0, 2.0 * p / (1.0 - p2)], axis=-1)

@@ -102,13 +102,28 @@ class PoincareBall(AbstractHyperbolic):
         """$1 - c|x|^2$, keepdims."""
         return 1.0 - self.c * _dot(x, x)
 
-    def conformal_factor(self, x):
-        """$\\lambda_x = 2 / (1 - c|x|^2)$, one number per point."""
+    def conformal_factor(self, x: _T) -> _S:
+        """$\\lambda_x = 2 / (1 - c|x|^2)$, one number per point: the metric is
+        $\\lambda_x^2$ times the Euclidean one.
+
+        **Arguments:**
+
+        - `x`: points of the ball, shape `(..., n)`.
+
+        **Returns:** $\\lambda_x$, shape `(...)`.
+        """
         return 2.0 / self._one_minus(x)[..., 0]
 
     def mobius_add(self, x: _T, y: _T) -> _T:
         """$x \\oplus_c y = \\frac{(1 + 2c\\langle x, y\\rangle + c|y|^2) x + (1 - c|x|^2) y}
-        {1 + 2c\\langle x, y\\rangle + c^2 |x|^2 |y|^2}$ (Ganea et al. 2018, sec. 2)."""
+        {1 + 2c\\langle x, y\\rangle + c^2 |x|^2 |y|^2}$ (Ganea et al. 2018, sec. 2).
+
+        **Arguments:**
+
+        - `x`, `y`: points of the ball, shape `(..., n)`.
+
+        **Returns:** $x \\oplus_c y$, a point of the ball, shape `(..., n)`.
+        """
         c, xy, x2, y2 = self.c, _dot(x, y), _dot(x, x), _dot(y, y)
         num = (1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y
         den = 1 + 2 * c * xy + c**2 * x2 * y2
@@ -172,7 +187,15 @@ class PoincareBall(AbstractHyperbolic):
 
     def gyration(self, a: _T, b: _T, w: _T) -> _T:
         """$\\operatorname{gyr}[a, b] w = \\ominus(a \\oplus b) \\oplus (a \\oplus (b \\oplus
-        w))$ in closed form (Ungar 2008; geoopt's `gyration` with $\\kappa = -c$)."""
+        w))$ in closed form (Ungar 2008; geoopt's `gyration` with $\\kappa = -c$).
+
+        **Arguments:**
+
+        - `a`, `b`: points of the ball, shape `(..., n)`.
+        - `w`: the vector to rotate, shape `(..., n)`.
+
+        **Returns:** $\\operatorname{gyr}[a, b] w$, shape `(..., n)` (a rotation of `w`).
+        """
         c = self.c
         ab, aw, bw = _dot(a, b), _dot(a, w), _dot(b, w)
         a2, b2 = _dot(a, a), _dot(b, b)
