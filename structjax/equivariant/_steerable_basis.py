@@ -91,7 +91,9 @@ def _angular_basis(n, flips, beta, irrep_in, irrep_out, cutoff, phi):
     return np.array(freqs), basis
 
 
-def default_basis_params(kernel_size: int):
+def default_basis_params(
+    kernel_size: int,
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, ...]]:
     """escnn's defaults (`compute_basis_params`, `_manual_fco1`) for an odd `kernel_size`:
     rings at radii $0, 1, \\dots, (k-1)/2$; widths $\\sigma = 0.6$ ($0.4$ on the outer ring,
     $0.005$ at the centre); maximum angular frequency per ring $F(0) = 0$,
@@ -100,7 +102,25 @@ def default_basis_params(kernel_size: int):
     of Weiler & Cesa 2019 and escnn); the centre carries only $f = 0$, where the angle is
     undefined.
 
-    **Returns:** `(rings, sigma, max_frequencies)`, tuples."""
+    **Arguments:**
+
+    - `kernel_size`: the kernel's odd size $k$.
+
+    **Returns:** `(rings, sigma, max_frequencies)`, tuples of one entry per ring.
+
+    Reference: Weiler & Cesa, "General E(2)-Equivariant Steerable CNNs", NeurIPS 2019, and
+    escnn's `compute_basis_params`.
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.equivariant as se
+    >>> rings, sigma, freqs = se.default_basis_params(5)
+    >>> print(rings, freqs)
+    (0.0, 1.0, 2.0) (0, 2, 2)
+
+    ```
+    """
     r_max = (kernel_size - 1) // 2
     rings = tuple(float(r) for r in range(r_max + 1))
     sigma = tuple(0.005 if r == 0 else 0.4 if r == r_max else 0.6 for r in range(r_max + 1))
@@ -139,8 +159,8 @@ def _grid_basis(n, flips, beta, irrep_in, irrep_out, kernel_size, rings, sigma, 
 
 def steerable_kernel_basis(
     group: Group,
-    in_irrep,
-    out_irrep,
+    in_irrep: int | str | tuple[int, int],
+    out_irrep: int | str | tuple[int, int],
     kernel_size: int,
     rings: Sequence[float] | None = None,
     sigma: Sequence[float] | None = None,
@@ -151,7 +171,33 @@ def steerable_kernel_basis(
     $k(g p) = \\psi_{out}(g) k(p) \\psi_{in}(g)^{-1}$ (the kernel constraint of Weiler & Cesa
     2019) exactly where $g$ maps the grid onto itself, and analytically before sampling.
 
-    **Returns:** a float64 numpy array `(b, d_out, d_in, kernel_size, kernel_size)`."""
+    **Arguments:**
+
+    - `group`: `SO(2)`, `O(2)`, `C(N)` or `D(N)`.
+    - `in_irrep`: the input irrep, a spec as in `FieldType` (not 'regular').
+    - `out_irrep`: the output irrep, likewise.
+    - `kernel_size`: the grid's odd size.
+    - `rings`, `sigma`, `max_frequencies`: the radial basis, per ring (default
+        `default_basis_params(kernel_size)`).
+
+    **Returns:** a float64 numpy array `(b, d_out, d_in, kernel_size, kernel_size)`, each
+    element of unit Frobenius norm.
+
+    **Raises:** `ValueError` for a group or spec `FieldType` refuses, a 'regular' spec, an
+    even `kernel_size`, or bad basis parameters.
+
+    **Example:**
+
+    ```pycon
+    >>> import numpy as np
+    >>> import structjax.equivariant as se
+    >>> B = se.steerable_kernel_basis(se.C(4), "trivial", "trivial", 5)[:, 0, 0]
+    >>> # scalar -> scalar kernels of C4 are invariant under the rotation by 90 degrees
+    >>> print(B.ndim, bool(np.allclose(np.rot90(B, axes=(1, 2)), B, atol=1e-12)))
+    3 True
+
+    ```
+    """
     call = f"steerable_kernel_basis({getattr(group, 'name', group)}, {in_irrep!r}, {out_irrep!r})"
     ftype = FieldType(group, [in_irrep, out_irrep])
     if any(f[0] != "irrep" for f in ftype.fields):
