@@ -186,7 +186,8 @@ class EGNNLayer(eqx.Module):
     >>> layer = se.EGNNLayer(2, 8, key=jax.random.key(0))
     >>> graph = (jnp.ones((5, 2)), jax.random.normal(jax.random.key(1), (5, 3)))
     >>> err = equivariance_error(lambda g: layer(*g), se.E(3), graph, jax.random.key(2),
-    ...                          rep_in=se.euclidean_action, rep_out=se.euclidean_action)
+    ...                          rep_in=se.euclidean_action, rep_out=se.euclidean_action,
+    ...                          num_samples=4)
     >>> print(bool(err < 1e-10))
     True
 
@@ -330,11 +331,11 @@ class EGNN(eqx.Module):
     >>> import jax, jax.numpy as jnp
     >>> import structjax.equivariant as se
     >>> from structjax.check import equivariance_error
-    >>> net = se.EGNN(2, 8, 1, num_layers=2, key=jax.random.key(0))
+    >>> net = se.EGNN(2, 8, 1, num_layers=1, key=jax.random.key(0))
     >>> graph = (jnp.ones((5, 2)), jax.random.normal(jax.random.key(1), (5, 3)))
     >>> err = equivariance_error(lambda g: net.readout(*g), se.E(3), graph,
     ...                          jax.random.key(2), rep_in=se.euclidean_action,
-    ...                          rep_out=lambda g, y: y)
+    ...                          rep_out=lambda g, y: y, num_samples=4)
     >>> print(net.readout(*graph).shape, bool(err < 1e-10))
     (1,) True
 
