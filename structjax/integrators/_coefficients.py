@@ -19,10 +19,25 @@ _CBRT2 = 2.0 ** (1.0 / 3.0)
 
 def _stages(drift, kick, *, order, source, rkn=False, first="drift", general_order=None):
     """Stage form: (drift[i], kick[i]) pairs, or (kick[i], drift[i]) if `first="kick"`."""
-    kw = dict(order=order, rkn=rkn, source=source, general_order=general_order)
     if first == "drift":
-        return SplittingTableau.from_stages(drift, kick, first_kind="drift", **kw)
-    return SplittingTableau.from_stages(kick, drift, first_kind="kick", **kw)
+        return SplittingTableau.from_stages(
+            drift,
+            kick,
+            first_kind="drift",
+            order=order,
+            rkn=rkn,
+            source=source,
+            general_order=general_order,
+        )
+    return SplittingTableau.from_stages(
+        kick,
+        drift,
+        first_kind="kick",
+        order=order,
+        rkn=rkn,
+        source=source,
+        general_order=general_order,
+    )
 
 
 def _palindromic_word(first, half, *, order, source, rkn=False, general_order=None):

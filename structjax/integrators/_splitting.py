@@ -343,7 +343,8 @@ class AbstractSplitting(AbstractStructuredSolver):
         q, p = y0
         dq = terms[0].vf(t0, p, args)
         dp = terms[1].vf(t0, q, args) if force is None else force
-        if self._damping is not None:
+        damping = self._damping
+        if damping is not None:
             if jtu.tree_structure(dp) != jtu.tree_structure(p) or any(
                 jnp.shape(a) != jnp.shape(b)
                 for a, b in zip(jtu.tree_leaves(dp), jtu.tree_leaves(p))
@@ -353,7 +354,7 @@ class AbstractSplitting(AbstractStructuredSolver):
                     "`term_p`'s vector field shaped like `p`, got "
                     f"{jtu.tree_structure(dp)} for p: {jtu.tree_structure(p)}."
                 )
-            dp = jtu.tree_map(lambda a, b: a - self._damping.astype(jnp.result_type(a)) * b, dp, p)
+            dp = jtu.tree_map(lambda a, b: a - damping.astype(jnp.result_type(a)) * b, dp, p)
         return dq, dp
 
     def one_step(self, terms, t0, h, y0, args=None, force0=None):
@@ -467,7 +468,8 @@ class ConformalSplitting(AbstractSplitting):
     """
 
     tableau: SplittingTableau = eqx.field(static=True)
-    damping: Real[ArrayLike, ""]
+    # equinox allows this order: the class writes its own __init__.
+    damping: Real[ArrayLike, ""]  # pyright: ignore[reportGeneralTypeIssues]
 
     def __init__(self, tableau: SplittingTableau, damping, stage_loop: str = "auto"):
         if not isinstance(tableau, SplittingTableau):

@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import jax
+import jax.core
 import numpy as np
 
 Kind = Literal["drift", "kick"]
@@ -87,7 +88,7 @@ class SplittingTableau:
     @property
     def ops(self) -> tuple[tuple[Kind, float], ...]:
         """The factors as `(kind, coefficient)` pairs, in the order applied."""
-        kinds = [self.first, _OTHER[self.first]]
+        kinds: list[Kind] = [cast(Kind, self.first), _OTHER[self.first]]
         return tuple((kinds[i % 2], c) for i, c in enumerate(self.coeffs))
 
     @property
@@ -158,7 +159,10 @@ class SplittingTableau:
                 f"Stage coefficients need equal lengths, got {len(first)} and {len(second)}."
             )
         other = _OTHER[first_kind]
-        ops = [op for x, y in zip(first, second) for op in ((first_kind, x), (other, y))]
+        ops: list[tuple[Kind, float]] = []
+        for x, y in zip(first, second):
+            ops.append((first_kind, x))
+            ops.append((other, y))
         return cls.from_ops(ops, order=order, rkn=rkn, source=source, general_order=general_order)
 
     def compose(self, gammas: Sequence[float], *, order: int, source: str = "") -> SplittingTableau:
@@ -166,10 +170,12 @@ class SplittingTableau:
         method, as one merged word (Hairer, Lubich & Wanner II.4). For an RKN base its
         `general_order` is kept as the floor of the composition's."""
         gammas = _static_coeffs(tuple(gammas), "gammas")
-        ops = [(k, g * c) for g in gammas for k, c in self.ops]
+        ops: list[tuple[Kind, float]] = [(k, g * c) for g in gammas for k, c in self.ops]
         tab = SplittingTableau.from_ops(ops, order=order, rkn=self.rkn, source=source)
         if self.rkn:
-            tab = dataclasses.replace(tab, general_order=min(self.general_order, order))
+            tab = dataclasses.replace(
+                tab, general_order=min(cast(int, self.general_order), order)
+            )  # set in __post_init__
         return tab
 
     def adjoint(self) -> SplittingTableau:
