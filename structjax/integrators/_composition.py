@@ -40,6 +40,17 @@ class Composition(AbstractSplitting):
     **Raises:** `TypeError` for a base that is not a structjax splitting, or weights that are
     not plain real numbers (a traced weight: the table is static); `ValueError` for weights
     not summing to 1, or an `order` they cannot give.
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.integrators as si
+    >>> g = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
+    >>> method = si.Composition(si.VelocityVerlet(), (g, 1.0 - 2.0 * g, g))
+    >>> print(method.order(None), method.tableau.symmetric)
+    4 True
+
+    ```
     """
 
     tableau: SplittingTableau = eqx.field(static=True)
@@ -94,6 +105,25 @@ def triple_jump(base: AbstractSplitting) -> Composition:
 
     $\\gamma_1 = \\gamma_3 = 1/(2 - 2^{1/(p+1)})$, $\\gamma_2 = 1 - 2\\gamma_1$
     (Yoshida, Phys. Lett. A 150:262 (1990), eq. 5.2; Suzuki 1990; HLW GNI II.4).
+
+    **Arguments:**
+
+    - `base`: a symmetric structjax splitting method of order $p$.
+
+    **Returns:**
+
+    A `Composition` of order $p + 2$.
+
+    **Raises:** `TypeError` for a base that is not a structjax splitting.
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.integrators as si
+    >>> print(si.triple_jump(si.VelocityVerlet()).order(None))
+    4
+
+    ```
     """
     _check_base(base, "triple_jump(base)")
     p = base.tableau.order
@@ -106,6 +136,25 @@ def suzuki_fractal(base: AbstractSplitting) -> Composition:
 
     $\\gamma_1 = \\gamma_2 = \\gamma_4 = \\gamma_5 = 1/(4 - 4^{1/(p+1)})$,
     $\\gamma_3 = 1 - 4\\gamma_1$ (Suzuki, Phys. Lett. A 146:319 (1990); HLW GNI II.4).
+
+    **Arguments:**
+
+    - `base`: a symmetric structjax splitting method of order $p$.
+
+    **Returns:**
+
+    A `Composition` of order $p + 2$.
+
+    **Raises:** `TypeError` for a base that is not a structjax splitting.
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.integrators as si
+    >>> print(si.suzuki_fractal(si.VelocityVerlet()).order(None))
+    4
+
+    ```
     """
     _check_base(base, "suzuki_fractal(base)")
     p = base.tableau.order
