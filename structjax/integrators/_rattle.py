@@ -12,13 +12,17 @@ import jax.tree_util as jtu
 import lineax as lx
 import optimistix as optx
 from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, ArrayLike, PyTree
 
 from .._guards import guard, point_tolerance
 from ..check._hamiltonian import constraint_violation
 from ._implicit import (
+    _Y,
     AbstractImplicitSolver,
+    _Step,
+    _Terms,
     check_solver_fields,
-    default_root_finder,
+    default_newton,
     hermite_step,
     increment,
 )
@@ -57,6 +61,20 @@ class Rattle(AbstractImplicitSolver):
     `EquinoxRuntimeError` eagerly) from a compiled solve (`solve_fixed`, `diffeqsolve`, any
     `jax.jit`). At construction: `TypeError` for a `constraint` that is not callable or a
     `root_finder` that is not an optimistix root finder, `ValueError` for `max_steps < 1`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> terms = si.separable_terms(lambda p, a: 0.5 * p @ p, lambda q, a: q[2])  # gravity
+    >>> solver = si.Rattle(lambda q, args: q @ q - 1.0)  # the spherical pendulum
+    >>> y0 = (jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 0.0, 1.0]))
+    >>> q1, p1 = solver.one_step(terms, 0.0, 0.1, y0)
+    >>> bool(abs(q1 @ q1 - 1.0) < 1e-12), bool(abs(q1 @ p1) < 1e-12)  # on the manifold
+    (True, True)
+
+    ```
     """
 
     term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
@@ -72,14 +90,14 @@ class Rattle(AbstractImplicitSolver):
             )
         check_solver_fields(self, (optx.AbstractRootFinder,), "Newton")
 
-    def order(self, terms) -> int:
+    def order(self, terms: PyTree) -> int:
         return 2
 
-    def check_problem(self, terms, y0, args, t0) -> None:
+    def check_problem(self, terms: PyTree, y0: _Y, args: PyTree, t0: ArrayLike) -> None:
         """The pair of terms `(term_q, term_p)` and the state `(q, p)` RATTLE takes."""
         _check_terms(terms, y0)
 
-    def init(self, terms, t0, t1, y0, args):
+    def init(self, terms: PyTree, t0: ArrayLike, t1: ArrayLike, y0: _Y, args: PyTree) -> Array:
         self.check_problem(terms, y0, args, t0)
         pos, vel = self.violation(terms, t0, y0, args)
         leaves = jtu.tree_leaves(y0[0])
@@ -96,16 +114,27 @@ class Rattle(AbstractImplicitSolver):
             found=jnp.maximum(pos, vel),
         )  # fmt: skip
 
-    def violation(self, terms, t, y, args):
+    def violation(
+        self, terms: _Terms, t: ArrayLike, y: tuple[_Y, _Y], args: PyTree
+    ) -> tuple[Array, Array]:
         """`(max |g(q)|, max |G(q) dT/dp(p)|)` at `y`: `check.constraint_violation`."""
         q, p = y
         return constraint_violation(
             lambda q: self.constraint(q, args), q, p, lambda p: terms[0].vf(t, p, args)
         )
 
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+    def step(
+        self,
+        terms: _Terms,
+        t0: ArrayLike,
+        t1: ArrayLike,
+        y0: tuple[_Y, _Y],
+        args: PyTree,
+        solver_state: Array | None,
+        made_jump: ArrayLike,
+    ) -> _Step:
         term_q, term_p = terms
-        h = t1 - t0
+        h = t1 - t0  # pyright: ignore[reportOperatorIssue]  (times: numbers or arrays)
         q0, p0 = y0
         flat_q0, unravel_q = ravel_pytree(q0)
         flat_p0, unravel_p = ravel_pytree(p0)
@@ -134,7 +163,7 @@ class Rattle(AbstractImplicitSolver):
 
         root_finder = self.root_finder
         if root_finder is None:
-            root_finder = default_root_finder(dtype, eps_factor=1e3)
+            root_finder = default_newton(dtype, eps_factor=1e3)
         lam0 = jnp.zeros(jac0.shape[0], dtype)
         sol = optx.root_find(lambda lam, _: g(q_of(lam)[0]), root_finder, lam0, throw=False,
                              max_steps=self.max_steps)  # fmt: skip
@@ -164,12 +193,14 @@ class Rattle(AbstractImplicitSolver):
         )
         return hermite_step(self, terms, t0, t1, y0, y1, args, solver_state, result)
 
-    def func(self, terms, t0, y0, args):
-        # The unconstrained vector field (for dense output only).
+    def func(self, terms: _Terms, t0: ArrayLike, y0: tuple[_Y, _Y], args: PyTree) -> _Y:
+        """The unconstrained vector field (for dense output only)."""
         q, p = y0
         return terms[0].vf(t0, p, args), terms[1].vf(t0, q, args)
 
-    def increment(self, terms, t0, t1, t, y, args):
+    def increment(
+        self, terms: _Terms, t0: ArrayLike, t1: ArrayLike, t: ArrayLike, y: _Y, args: PyTree
+    ) -> _Y:
         """The unconstrained field at `(t, y)` times the step's controls (dense output)."""
         q, p = y
         return (increment(terms[0], t, p, args, terms[0].contr(t0, t1)),
