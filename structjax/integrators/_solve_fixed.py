@@ -33,8 +33,10 @@ def _check_step(dt, checks: bool = True):
     return checked_value(
         dt,
         lambda d: jnp.isfinite(d) & (d > 0),
-        lambda d: f"`solve_fixed(..., dt={'...' if d is None else repr(float(d))})` needs a "
-        "finite step dt > 0 (to integrate backwards in time, negate the vector field instead).",
+        lambda d: (
+            f"`solve_fixed(..., dt={'...' if d is None else repr(float(d))})` needs a "
+            "finite step dt > 0 (to integrate backwards in time, negate the vector field instead)."
+        ),
         checks=checks,
     )
 
@@ -45,8 +47,10 @@ def _check_start(y0, t0, checks: bool):
     return checked_value(
         t0,
         jnp.isfinite,
-        lambda t: f"`solve_fixed(..., t0={'...' if t is None else repr(float(t))})` needs a "
-        "finite start time t0.",
+        lambda t: (
+            f"`solve_fixed(..., t0={'...' if t is None else repr(float(t))})` needs a "
+            "finite start time t0."
+        ),
         checks=checks,
         on=y0,
     )

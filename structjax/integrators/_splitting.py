@@ -545,6 +545,15 @@ def conformal(method: AbstractSplitting, damping) -> ConformalSplitting:
     **Raises:** `TypeError` for a method that is not a structjax splitting or a non-real
     damping; `ValueError` for a negative or NaN damping, at once when it is concrete and
     at run time (an `equinox` runtime error) when it is traced, as inside `jax.jit`.
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.integrators as si
+    >>> print(si.conformal(si.McAte4(), 0.1).order(None))
+    3
+
+    ```
     """
     if not isinstance(method, AbstractSplitting):
         raise TypeError(

@@ -44,6 +44,16 @@ class SplittingTableau:
     **Raises:** `ValueError` for an unknown `first`, an order below 1, coefficients whose
     drifts or kicks do not sum to 1, or a `general_order` above `order`; `TypeError` for
     coefficients that are not plain numbers (traced or complex: they fix the compiled step).
+
+    **Example:**
+
+    ```pycon
+    >>> import structjax.integrators as si
+    >>> leapfrog = si.SplittingTableau("kick", (0.5, 1.0, 0.5), order=2)
+    >>> print(leapfrog.symmetric, leapfrog.force_evaluations)
+    True 1
+
+    ```
     """
 
     first: str  # "drift" or "kick", checked in __post_init__

@@ -87,6 +87,20 @@ def separable_terms(
 
     **Raises:** `TypeError` if either is not callable; `ValueError`, when the terms are first
     traced, if either does not return a scalar.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> T = lambda p, args: 0.5 * jnp.sum(p**2)
+    >>> V = lambda q, args: 0.5 * jnp.sum(q**2)
+    >>> term_q, term_p = si.separable_terms(T, V)
+    >>> q = jnp.asarray([2.0])
+    >>> print(bool(jnp.allclose(term_p.vf(0.0, q, None), -q)))
+    True
+
+    ```
     """
     _check_callable("separable_terms(kinetic, potential)", kinetic=kinetic, potential=potential)
     return (
@@ -114,6 +128,18 @@ def split_force_terms(
 
     **Raises:** `TypeError` if `force` (or a given `velocity`) is not callable; `ValueError`,
     when the terms are first traced, if either returns a pytree unlike its input.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> term_q, term_p = si.split_force_terms(lambda q, args: -q)
+    >>> x = jnp.asarray([2.0])
+    >>> print(term_q.vf(0.0, x, None), term_p.vf(0.0, x, None))
+    [2.] [-2.]
+
+    ```
     """
     if velocity is None:
         velocity = _identity
