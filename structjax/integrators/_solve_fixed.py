@@ -17,9 +17,26 @@ from ._base import AbstractStructuredSolver
 class FixedSolution(eqx.Module):
     """The result of `solve_fixed`.
 
+    **Arguments:**
+
     - `t1`, `y1`: the final time and state.
     - `ts`, `ys`: with `save_every=m`, the times $t_0 + k m\\,dt$ and the states there,
         $k = 0, \\dots, N/m$ (first axis); `None` otherwise.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> half_sq = lambda x, args: 0.5 * jnp.sum(x**2)
+    >>> terms = si.separable_terms(half_sq, half_sq)
+    >>> y0 = (jnp.asarray([1.0]), jnp.asarray([0.0]))
+    >>> sol = si.solve_fixed(terms, si.VelocityVerlet(), y0, dt=0.1, num_steps=100)
+    >>> q, p = sol.y1
+    >>> print(bool(jnp.abs(0.5 * (q**2 + p**2) - 0.5).max() < 1e-3), float(sol.t1))
+    True 10.0
+
+    ```
     """
 
     t1: Array
@@ -263,6 +280,21 @@ def solve_fixed(
         or a failed step (an implicit stage solve that did not converge), at once when
         the values are known and as a run-time error (`jax.errors.JaxRuntimeError`) under
         `jax.jit`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> half_sq = lambda x, args: 0.5 * jnp.sum(x**2)
+    >>> terms = si.separable_terms(half_sq, half_sq)
+    >>> y0 = (jnp.asarray([1.0]), jnp.asarray([0.0]))
+    >>> sol = si.solve_fixed(terms, si.VelocityVerlet(), y0, dt=0.1, num_steps=100)
+    >>> q, p = sol.y1
+    >>> print(bool(jnp.abs(0.5 * (q**2 + p**2) - 0.5).max() < 1e-3), float(sol.t1))
+    True 10.0
+
+    ```
     """
     if not isinstance(solver, diffrax.AbstractSolver):
         raise TypeError(
