@@ -29,7 +29,10 @@ T = TypeVar("T")
 
 def is_traced(*xs: Any) -> bool:
     """Whether any leaf of `xs` is a tracer (inside `jit`, `vmap`, `grad`, `scan`...)."""
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jtu.tree_leaves(xs))
+    return any(
+        isinstance(leaf, jax.core.Tracer)  # pyright: ignore[reportAttributeAccessIssue]  # public, unstubbed
+        for leaf in jtu.tree_leaves(xs)
+    )
 
 
 def _describe(found: Any) -> str:
@@ -117,16 +120,20 @@ def in_compute_dtype(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not jnp.issubdtype(dtype, jnp.floating) or jnp.dtype(dtype).itemsize >= 4:
             return fn(self, *args, **kwargs)
         up = jtu.tree_map(
-            lambda a: a.astype(jnp.float32)
-            if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)
-            else a,
+            lambda a: (
+                a.astype(jnp.float32)
+                if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)
+                else a
+            ),
             args,
         )
         out = fn(self, *up, **kwargs)
         return jtu.tree_map(
-            lambda a: a.astype(dtype)
-            if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)
-            else a,
+            lambda a: (
+                a.astype(dtype)
+                if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating)
+                else a
+            ),
             out,
         )
 
@@ -216,7 +223,9 @@ def hyperparameters(
               if checks and not callable(v) and is_traced(v)]  # fmt: skip
     if not traced:
         return out
-    bad = jnp.stack([jnp.any(~(specs[i][2](out[i]) & ~jnp.isnan(out[i]))) for i in traced])
+    # (the traced values are arrays: callables were filtered out above)
+    bad = jnp.stack([jnp.any(~(specs[i][2](out[i]) & ~jnp.isnan(out[i])))  # pyright: ignore[reportArgumentType]
+                     for i in traced])  # fmt: skip
     messages = tuple(f"`{call}` needs {specs[i][1]} {specs[i][3]}." for i in traced)
     guarded = eqx.branched_error_if(tuple(out[i] for i in traced), jnp.any(bad),
                                     jnp.argmax(bad), messages)  # fmt: skip

@@ -81,7 +81,7 @@ def conformal_symplecticity_error(
 
 
 def reversibility_error(
-    step_fn: Callable[[PyTree, PyTree, Real[Array, ""]], tuple[PyTree, PyTree]],
+    step_fn: Callable[[PyTree, PyTree, Real[Array, ""] | float], tuple[PyTree, PyTree]],
     q: PyTree,
     p: PyTree,
     h: Real[Array, ""] | float,

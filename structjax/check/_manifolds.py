@@ -50,7 +50,7 @@ def check_retraction(
         errs = np.maximum(np.asarray(errs), 1e-300)
         slope = float(np.polyfit(np.log(ts), np.log(errs), 1)[0])
     curve = lambda t: manifold.retract(x, t * v)  # noqa: E731
-    acceleration = jax.jacfwd(jax.jacfwd(curve))(jnp.zeros((), x.dtype))
+    acceleration = jax.jacfwd(jax.jacfwd(curve))(jnp.zeros((), v.dtype))
     second = float(jnp.linalg.norm(manifold.to_tangent(x, acceleration)))
     return RetractionCheck(slope, second)
 
