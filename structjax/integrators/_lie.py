@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from diffrax._term import WrapTerm  # what diffeqsolve wraps every term in (no public name)
 from equinox import AbstractVar
+from jaxtyping import Array, ArrayLike, Float, Inexact, PyTree
 
 from .._groups import Group
 from .._guards import guard, point_tolerance
@@ -34,10 +35,13 @@ class LieTableau(StageTableau):
 
     **Example:**
 
+    ```pycon
     >>> import structjax.integrators as si
     >>> euler = si.LieTableau(a=[[0.0]], b=[1.0], c=[0.0], order=1, source="Euler")
     >>> si.RKMK(tableau=euler).order(None)
     1
+
+    ```
     """
 
     def __check_init__(self):
@@ -55,8 +59,13 @@ class LieTableau(StageTableau):
 _HNW = "Hairer, Nørsett & Wanner, Solving ODEs I, Sec. II.1"
 _RK_TABLEAUX = {
     1: LieTableau(((0.0,),), (1.0,), (0.0,), 1, f"forward Euler ({_HNW})"),
-    2: LieTableau(((0.0, 0.0), (0.5, 0.0)), (0.0, 1.0), (0.0, 0.5), 2,
-                  f"explicit midpoint, Runge 1895 ({_HNW})"),  # fmt: skip
+    2: LieTableau(
+        ((0.0, 0.0), (0.5, 0.0)),
+        (0.0, 1.0),
+        (0.0, 0.5),
+        2,
+        f"explicit midpoint, Runge 1895 ({_HNW})",
+    ),  # fmt: skip
     3: LieTableau(
         ((0.0, 0.0, 0.0), (0.5, 0.0, 0.0), (-1.0, 2.0, 0.0)),
         (1 / 6, 2 / 3, 1 / 6),
@@ -88,11 +97,33 @@ def _bracket(a, b):
     return a @ b - b @ a
 
 
-def rodrigues(w):
+def rodrigues(w: Float[Array, "*batch 3 3"]) -> Float[Array, "*batch 3 3"]:
     """$\\exp(W)$ for a 3 x 3 skew-symmetric $W$: $I + \\frac{\\sin\\theta}{\\theta}W +
     \\frac{1 - \\cos\\theta}{\\theta^2}W^2$ (Rodrigues' formula), with Taylor series of both
     coefficients below $\\theta = 10^{-3}$, so that it and its derivatives are accurate at
-    $W = 0$."""
+    $W = 0$.
+
+    **Arguments:**
+
+    - `w`: skew-symmetric matrices, shape `(..., 3, 3)`, floating.
+
+    **Returns:** the rotations $\\exp(W)$, shape `(..., 3, 3)`, in `w`'s dtype.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> w = jnp.array([[0.0, -0.3, 0.2], [0.3, 0.0, -0.1], [-0.2, 0.1, 0.0]])
+    >>> r = si.rodrigues(w)
+    >>> eye = jnp.eye(3)
+    >>> bool(jnp.allclose(r.T @ r, eye, atol=1e-14))  # a rotation
+    True
+    >>> bool(jnp.allclose(r @ si.rodrigues(-w), eye, atol=1e-14))  # exp(-W) = exp(W)^-1
+    True
+
+    ```
+    """
     theta2 = 0.5 * jnp.sum(w * w, axis=(-2, -1))  # |omega|^2 for W = hat(omega)
     small = theta2 < 1e-6
     t2 = jnp.where(small, jnp.ones_like(theta2), theta2)
@@ -103,10 +134,29 @@ def rodrigues(w):
     return eye + a[..., None, None] * w + b[..., None, None] * (w @ w)
 
 
-def cayley_map(w):
+def cayley_map(w: Inexact[Array, "*batch n n"]) -> Inexact[Array, "*batch n n"]:
     """$\\mathrm{cay}(W) = (I - W/2)^{-1}(I + W/2)$: orthogonal for skew $W$ (quadratic
     groups only), no series, one linear solve (structjax's one Cayley convention, HLW GNI
-    eq. (IV.8.10))."""
+    eq. (IV.8.10)).
+
+    **Arguments:**
+
+    - `w`: square matrices, shape `(..., n, n)` (skew for an orthogonal result).
+
+    **Returns:** $\\mathrm{cay}(W)$, shape `(..., n, n)`, in `w`'s dtype.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> w = jnp.array([[0.0, -2.0], [2.0, 0.0]])
+    >>> c = si.cayley_map(w)
+    >>> bool(jnp.allclose(c.T @ c, jnp.eye(2), atol=1e-14))
+    True
+
+    ```
+    """
     return cayley(w)
 
 
@@ -142,6 +192,20 @@ class LieGroupRK(AbstractStructuredSolver):
     a square matrix acting on its state leaf (`A` of shape `(n, n)` for `y` of shape `(n,)` or
     `(n, k)`, leading axes broadcasting) or not the state's pytree structure, and for
     `exp="rodrigues"` on an algebra other than 3 x 3. Dense output is linear between steps.
+
+    **Example:**
+
+    ```pycon
+    >>> import diffrax, jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> from structjax.check import lie_group_error
+    >>> term = diffrax.ODETerm(lambda t, y, args: jnp.array([[0.0, -1.0], [1.0, 0.0]]))
+    >>> solvers = [si.RKMK(2), si.CrouchGrossman3()]
+    >>> ys = [s.one_step(term, 0.0, 1.0, jnp.eye(2)) for s in solvers]
+    >>> [bool(lie_group_error("SO", y) < 1e-14) for y in ys]
+    [True, True]
+
+    ```
     """
 
     term_structure: ClassVar = diffrax.AbstractTerm
@@ -181,7 +245,7 @@ class LieGroupRK(AbstractStructuredSolver):
     def _update(self, terms, t0, h, hy, y0, args):
         """The new state after a step of length `h` (real time `hy`, the control)."""
 
-    def order(self, terms) -> int:
+    def order(self, terms: PyTree) -> int:
         return self.tableau.order
 
     def _exp(self, w):
@@ -202,7 +266,7 @@ class LieGroupRK(AbstractStructuredSolver):
         # a backward solve: the field is evaluated at the real time t * direction.
         if isinstance(terms, WrapTerm):
             t, terms = t * terms.direction, terms.term
-        a = terms.vector_field(t, y, args)
+        a = terms.vector_field(t, y, args)  # pyright: ignore[reportAttributeAccessIssue]  (ODETerm)
         self._check_algebra(a, y)
         return a
 
@@ -234,7 +298,9 @@ class LieGroupRK(AbstractStructuredSolver):
                     f"state{where} of shape {vs}, got shape {ms}."
                 )
 
-    def init(self, terms, t0, t1, y0, args):
+    def init(
+        self, terms: PyTree, t0: ArrayLike, t1: ArrayLike, y0: PyTree[ArrayLike], args: PyTree
+    ) -> Array | None:
         base = terms.term if isinstance(terms, WrapTerm) else terms
         if type(base) is not diffrax.ODETerm:
             raise ValueError(
@@ -257,7 +323,7 @@ class LieGroupRK(AbstractStructuredSolver):
                     f"{group.d} x {group.d}")  # fmt: skip
             else:  # a manifold: its own shape check, under this call's name
                 try:
-                    group.check_shape(y)
+                    group.check_shape(y)  # pyright: ignore[reportAttributeAccessIssue]  (manifold)
                     fits = True
                 except ValueError as e:
                     raise ValueError(f"`{self._call}` with group={named}: {e}") from None
@@ -281,12 +347,22 @@ class LieGroupRK(AbstractStructuredSolver):
     def _act(self, g, y):
         return jtu.tree_map(lambda m, v: (m @ v).astype(v.dtype), g, y)
 
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+    def step(
+        self,
+        terms: PyTree[diffrax.AbstractTerm],
+        t0: ArrayLike,
+        t1: ArrayLike,
+        y0: PyTree[ArrayLike],
+        args: PyTree,
+        solver_state: Array | None,
+        made_jump: ArrayLike,
+    ) -> tuple[PyTree, None, dict[str, PyTree], Array | None, diffrax.RESULTS]:
         dtype = jnp.result_type(*jtu.tree_leaves(y0))
         # The step in real time is the term's control (-h for diffeqsolve's backward solves,
         # which run in negated time through a `WrapTerm`), as diffrax's own solvers take it.
         hy = jnp.asarray(terms.contr(t0, t1)).astype(dtype)
-        y1 = self._update(terms, t0, t1 - t0, hy, y0, args)
+        h = t1 - t0  # pyright: ignore[reportOperatorIssue]  (times: numbers or arrays)
+        y1 = self._update(terms, t0, h, hy, y0, args)
         if solver_state is not None:  # keep `init`'s check alive in a compiled program
             y1 = jtu.tree_map(lambda v: v + jnp.zeros((), v.dtype) * solver_state, y1)
         return y1, None, dict(y0=y0, y1=y1), solver_state, diffrax.RESULTS.successful
@@ -294,13 +370,25 @@ class LieGroupRK(AbstractStructuredSolver):
     def _exp_tree(self, w):
         return jtu.tree_map(self._exp, w)
 
-    def func(self, terms, t0, y0, args):
+    def func(
+        self,
+        terms: PyTree[diffrax.AbstractTerm],
+        t0: ArrayLike,
+        y0: PyTree[ArrayLike],
+        args: PyTree,
+    ) -> PyTree[Array]:
         return self._act(self._algebra(terms, t0, y0, args), y0)
 
-    def one_step(self, terms, t0, h, y0, args=None):
+    def one_step(
+        self,
+        terms: PyTree[diffrax.AbstractTerm],
+        t0: ArrayLike,
+        h: ArrayLike,
+        y0: PyTree[ArrayLike],
+        args: PyTree = None,
+    ) -> PyTree[Array]:
+        """One step of size `h` from `(t0, y0)`, as a pure function."""
         return self.step(terms, t0, t0 + h, y0, args, None, False)[0]
-
-
 
 
 class RKMK(LieGroupRK):
@@ -328,6 +416,7 @@ class RKMK(LieGroupRK):
 
     **Example:**
 
+    ```pycon
     >>> import diffrax, jax.numpy as jnp
     >>> import structjax.integrators as si
     >>> from structjax.check import lie_group_error
@@ -336,6 +425,8 @@ class RKMK(LieGroupRK):
     >>> y1 = si.RKMK(4).one_step(term, 0.0, 0.5, jnp.eye(3))
     >>> bool(lie_group_error("SO", y1) < 1e-14)
     True
+
+    ```
     """
 
     tableau: LieTableau = eqx.field(static=True)
@@ -346,7 +437,7 @@ class RKMK(LieGroupRK):
         self,
         order: int | None = None,
         exp: str = "auto",
-        group=None,
+        group: object = None,
         *,
         tableau: LieTableau | None = None,
     ):
@@ -418,6 +509,7 @@ class CrouchGrossman(LieGroupRK):
 
     **Example:**
 
+    ```pycon
     >>> import diffrax, jax.numpy as jnp
     >>> import structjax.integrators as si
     >>> from structjax.check import lie_group_error
@@ -427,13 +519,15 @@ class CrouchGrossman(LieGroupRK):
     >>> y1 = cg3.one_step(term, 0.0, 0.3, jnp.eye(3))
     >>> bool(lie_group_error("SO", y1) < 1e-14), isinstance(cg3, si.LieGroupRK)
     (True, True)
+
+    ```
     """
 
     tableau: LieTableau = eqx.field(static=True)
     exp: str = eqx.field(static=True)
     group: object = eqx.field(static=True)
 
-    def __init__(self, tableau: LieTableau, exp: str = "auto", group=None):
+    def __init__(self, tableau: LieTableau, exp: str = "auto", group: object = None):
         self.tableau, self.exp, self.group = tableau, exp, group
 
     def __check_init__(self):
@@ -474,12 +568,15 @@ class CrouchGrossman3(CrouchGrossman):
 
     **Example:**
 
+    ```pycon
     >>> import structjax.integrators as si
     >>> si.CrouchGrossman3(exp="expm").order(None)
     3
+
+    ```
     """
 
-    def __init__(self, exp: str = "auto", group=None):
+    def __init__(self, exp: str = "auto", group: object = None):
         super().__init__(_CG3_TABLEAU, exp, group)
 
     @property
