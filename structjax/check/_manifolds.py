@@ -1,6 +1,6 @@
 """Certificates for manifolds: constraint error, retraction order, Riemannian gradients."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -12,17 +12,62 @@ from ..manifolds._base import AbstractManifold, Point
 
 
 def constraint_error(manifold: AbstractManifold, x: Point) -> Float[Array, ""]:
-    """The largest distance from the manifold over a batch of points (zero on it)."""
+    """The largest distance from the manifold over a batch of points (zero on it).
+
+    Measures $\\max_i \\mathrm{err}(x_i)$, with $\\mathrm{err}$ the manifold's own
+    `constraint_error` (for instance $\\|X^\\top X - I\\|_F$ on the Stiefel manifold,
+    $|\\,\\|x\\|_2 - 1|$ on the sphere), over every point of the batch.
+
+    **Arguments:**
+
+    - `manifold`: a `structjax.manifolds` manifold.
+    - `x`: a point or a batch of points, shape `(*batch, *manifold.shape)`.
+
+    **Returns:** a scalar.
+
+    **Raises:** `ValueError` (trace time) when `x`'s trailing shape is not the manifold's.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import structjax.check as sc, structjax.manifolds as sm
+    >>> sphere = sm.Sphere(3)
+    >>> x = sphere.random_point(jax.random.key(0))
+    >>> print(bool(sc.constraint_error(sphere, x) < 1e-14))
+    True
+
+    ```
+    """
     manifold.check_shape(x)
     return jnp.max(manifold.constraint_error(x))
 
 
 class RetractionCheck(NamedTuple):
-    """`first_order`: the fitted slope of $\\log|R_x(tv) - (x + tv)|$ against $\\log t$,
+    """The result of `check_retraction`: the measured order of a retraction.
+
+    **Arguments:**
+
+    - `first_order`: a float.
+    - `second_order`: a float.
+
+    `first_order`: the fitted slope of $\\log|R_x(tv) - (x + tv)|$ against $\\log t$,
     at least 2 for any retraction (`inf` when the retraction is $x + v$ exactly);
     `second_order`: $|P_x \\ddot c(0)|$ for
     $c(t) = R_x(tv)$, the tangent part of the curve's acceleration, zero (to rounding) for a
-    second-order retraction (Absil, Mahony & Sepulchre 2008, Prop. 5.5.5)."""
+    second-order retraction (Absil, Mahony & Sepulchre 2008, Prop. 5.5.5).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import structjax.check as sc, structjax.manifolds as sm
+    >>> result = sc.check_retraction(sm.Sphere(3), jax.random.key(0))
+    >>> print(isinstance(result, sc.RetractionCheck), bool(result.first_order > 1.9))
+    True True
+
+    ```
+    """
 
     first_order: float
     second_order: float
@@ -32,11 +77,34 @@ def check_retraction(
     manifold: AbstractManifold,
     key: PRNGKeyArray,
     x: Point | None = None,
-    ts=(1e-3, 3e-3, 1e-2, 3e-2),
+    ts: Sequence[float] = (1e-3, 3e-3, 1e-2, 3e-2),
 ) -> RetractionCheck:
     """Measure the order of `manifold.retract` at a random point along a random unit tangent.
 
+    With $v$ a unit tangent at $x$ (in the manifold's metric), it fits the slope of
+    $\\log\\|R_x(tv) - (x + tv)\\|_F$ against $\\log t$ over `ts` (at least 2 for any
+    retraction) and measures $\\|P_x \\ddot c(0)\\|_F$ for $c(t) = R_x(tv)$ (zero for a
+    second-order retraction; Absil, Mahony & Sepulchre 2008, Prop. 5.5.5).
+
+    **Arguments:**
+
+    - `manifold`: a `structjax.manifolds` manifold.
+    - `key`: a PRNG key, for the point (when `x` is `None`) and the tangent.
+    - `x`: the base point, shape `manifold.shape`; `None` draws one in float64.
+    - `ts`: the step lengths of the fit, at least two positive floats.
+
     **Returns:** a `RetractionCheck(first_order, second_order)` of floats.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import structjax.check as sc, structjax.manifolds as sm
+    >>> first, second = sc.check_retraction(sm.Sphere(3), jax.random.key(0))
+    >>> print(bool(first > 1.9), bool(second < 1e-12))
+    True True
+
+    ```
     """
     kx, kv = jax.random.split(key)
     if x is None:
@@ -69,9 +137,24 @@ def check_rgrad(
 
     **Arguments:**
 
+    - `manifold`: a `structjax.manifolds` manifold.
     - `f`: a scalar function of one point (defined on the embedding space).
+    - `key`: a PRNG key, for the point (when `x` is `None`) and the direction.
+    - `x`: the point, shape `manifold.shape`; `None` draws one in float64.
+    - `t`: the finite-difference step.
 
     **Returns:** a float.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax
+    >>> import structjax.check as sc, structjax.manifolds as sm
+    >>> mismatch = sc.check_rgrad(sm.Sphere(3), lambda x: x[0] ** 2, jax.random.key(1))
+    >>> print(bool(mismatch < 1e-8))
+    True
+
+    ```
     """
     kx, ku = jax.random.split(key)
     if x is None:
