@@ -16,9 +16,27 @@ def inversion_error(
     """$\\max_i |f^{-1}(f(x))_i - x_i| / \\max(1, \\max_i |x_i|)$ over all leaves of `x`:
     zero (to rounding) for an exact inverse.
 
-    **Arguments:** `f`, `f_inv` on one example `x` (a pytree of arrays).
+    **Arguments:**
 
-    **Returns:** a scalar.
+    - `f`: the forward map, on one example.
+    - `f_inv`: its claimed inverse.
+    - `x`: one example, a pytree of arrays.
+
+    **Returns:** a scalar (max norm, relative to the input's size when that exceeds 1).
+
+    **Raises:** `ValueError` (trace time) when `f_inv(f(x))` has not as many entries as `x`.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.check as sc, structjax.nn as snn
+    >>> flow = snn.AffineCoupling(4, width=8, key=jax.random.key(0))
+    >>> x = jnp.linspace(-1.0, 1.0, 4)
+    >>> print(bool(sc.inversion_error(flow.forward, flow.inverse, x) < 1e-14))
+    True
+
+    ```
     """
     flat, _ = ravel_pytree(x)
     back, _ = ravel_pytree(f_inv(f(x)))
@@ -34,10 +52,29 @@ def log_det_error(
     `jnp.linalg.slogdet` of the Jacobian on the flattened input and output (by `jax.jacrev`,
     which also passes through `custom_vjp`s such as `Reversible`'s).
 
-    **Arguments:** `f`; `log_det`, the claimed $\\log|\\det J_f(x)|$ (e.g.
-    `lambda x: flow.forward_and_log_det(x)[1]`); `x`, one example.
+    **Arguments:**
+
+    - `f`: the map, on one example, with as many outputs as inputs.
+    - `log_det`: the claimed $\\log|\\det J_f(x)|$ as a function of `x`, returning a scalar
+        (e.g. `lambda x: flow.forward_and_log_det(x)[1]`).
+    - `x`: one example, a pytree of arrays.
 
     **Returns:** a scalar (infinite if the Jacobian is singular).
+
+    **Raises:** `ValueError` (trace time) when `f` does not map $n$ numbers to $n$.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.check as sc, structjax.nn as snn
+    >>> flow = snn.AffineCoupling(4, width=8, key=jax.random.key(0))
+    >>> x = jnp.linspace(-1.0, 1.0, 4)
+    >>> log_det = lambda x: flow.forward_and_log_det(x)[1]
+    >>> print(bool(sc.log_det_error(flow.forward, log_det, x) < 1e-12))
+    True
+
+    ```
     """
     flat, unravel = ravel_pytree(x)
     jac = jax.jacrev(lambda z: ravel_pytree(f(unravel(z)))[0])(flat)
@@ -68,13 +105,28 @@ def lipschitz_lower_bound(
     - `f`: a function of one array (flattened internally if not a vector).
     - `x`: the centre of the search; starts are `x + spread * noise`.
     - `key`: a PRNG key.
-    - `num_starts`, `steps`, `learning_rate`: the search.
+    - `num_starts`, `steps`, `learning_rate`: the search (random starts, Adam steps from
+        each, Adam's step size).
+    - `spread`: the standard deviation of the starts around `x`.
 
     **Returns:** a scalar, the largest norm seen.
 
     **Raises:** `ValueError` for `num_starts` or `steps` not a positive int, or a
     `learning_rate` / `spread` that is not a finite positive number (checked at trace time:
     they are the search's configuration).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.check as sc, structjax.nn as snn
+    >>> layer = snn.SpectralNormLinear(3, 5, coefficient=0.5, key=jax.random.key(0))
+    >>> bound = sc.lipschitz_lower_bound(layer, jnp.ones(3), jax.random.key(1), num_starts=2,
+    ...                                  steps=50)
+    >>> print(bool(bound <= 0.5 + 1e-12), bool(bound > 0.4))
+    True True
+
+    ```
     """
     for name, value in (("num_starts", num_starts), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
