@@ -42,10 +42,10 @@ def symplecticity_error(
 
     - `step_fn`: `(q, p) -> (q1, p1)`, for pytrees `q`, `p` of equal size.
     - `q`, `p`: the point at which to measure (pytrees of arrays with the same number of
-        entries $n$; $J$ is $2n \times 2n$).
+        entries $n$; $J$ is $2n \\times 2n$).
 
-    **Returns:** a scalar, the largest entry of $|J^\top \Omega J - \Omega|$ (max norm),
-    $\Omega = \begin{pmatrix} 0 & I \\ -I & 0 \end{pmatrix}$.
+    **Returns:** a scalar, the largest entry of $|J^\\top \\Omega J - \\Omega|$ (max norm),
+    $\\Omega = \\begin{pmatrix} 0 & I \\\\ -I & 0 \\end{pmatrix}$.
 
     **Raises:** `ValueError` (trace time) when `q` and `p` have different numbers of entries.
 
@@ -88,7 +88,7 @@ def conformal_symplecticity_error(
     - `q`, `p`: the point at which to measure.
     - `factor`: the claimed contraction $c$, a scalar.
 
-    **Returns:** a scalar, the largest entry of $|J^\top \Omega J - c\,\Omega|$ (max norm).
+    **Returns:** a scalar, the largest entry of $|J^\\top \\Omega J - c\\,\\Omega|$ (max norm).
 
     **Raises:** `ValueError` (trace time) when `q` and `p` have different numbers of entries.
 
