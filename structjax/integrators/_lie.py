@@ -332,7 +332,9 @@ class LieGroupRK(AbstractStructuredSolver):
                     f"`{self._call}` with group={named} needs every leaf of `y0` to be "
                     f"a {kind} matrix of the group, got shape {shape}."
                 )
-        err = jnp.max(jnp.stack([jnp.max(lie_group_error(self.group, y)) for y in leaves]))
+        # `group` is an AbstractVar whose concrete types (Group, manifold, name) pyright cannot see.
+        group = self.group
+        err = jnp.max(jnp.stack([jnp.max(lie_group_error(group, y)) for y in leaves]))  # pyright: ignore[reportArgumentType]
         dtype = jnp.result_type(*leaves)
         tol = point_tolerance(dtype, max(jnp.size(y) for y in leaves))
         where = group_name(group)

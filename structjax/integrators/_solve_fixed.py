@@ -7,11 +7,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, ArrayLike, PyTree, Real
+from jaxtyping import Array, PyTree
 
 from .._guards import checked_value, guard
 from .._reversible import reversible_loop
-from ._base import AbstractStructuredSolver
+from ._base import AbstractStructuredSolver, RealScalarLike
 
 
 class FixedSolution(eqx.Module):
@@ -230,8 +230,8 @@ def solve_fixed(
     solver: diffrax.AbstractSolver,
     y0: PyTree,
     *,
-    t0: float | Real[ArrayLike, ""] = 0.0,
-    dt: float | Real[ArrayLike, ""],
+    t0: RealScalarLike = 0.0,
+    dt: RealScalarLike,
     num_steps: int,
     args: PyTree = None,
     save_every: int | None = None,

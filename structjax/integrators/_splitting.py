@@ -11,10 +11,10 @@ import jax.tree_util as jtu
 import numpy as np
 from equinox import AbstractClassVar
 from jax.typing import ArrayLike
-from jaxtyping import Real
+from jaxtyping import Array, Bool, PyTree, Real
 
 from .._guards import hyperparameter
-from ._base import AbstractStructuredSolver
+from ._base import AbstractStructuredSolver, RealScalarLike
 from ._tableau import SplittingTableau
 
 # Words of up to this many factors are unrolled in the step; longer ones run their
@@ -254,6 +254,34 @@ class AbstractSplitting(AbstractStructuredSolver):
     `term.prod(term.vf(t, y, args), term.contr(t0, t1))`, as in diffrax's own solvers: it
     holds in reverse time (t1 < t0), for pytree controls, for complex states and for vector
     fields that are only `prod`-compatible with the state.
+
+    Reference: Hairer, Lubich & Wanner, *Geometric Numerical Integration* (2006), Sec. II.5
+    (compositions) and Theorem VI.3.3 (symplecticity of the factors).
+
+    **Arguments:** (of every concrete splitting, e.g. `VelocityVerlet(stage_loop="scan")`)
+
+    - `stage_loop`: `"unroll"` writes the stages out in the step, `"scan"` runs them as a
+        `lax.scan` over the coefficient array, `"auto"` (default) scans words longer than a
+        few factors.
+
+    **Raises:** `ValueError` at construction for another `stage_loop`; at trace time, for
+    terms that are not a pair matching `y0 = (q, p)` or an RKN table on a non-quadratic $T$.
+
+    **Example:**
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> terms = si.separable_terms(lambda p, a: 0.5 * jnp.sum(p**2),
+    ...                            lambda q, a: 0.5 * jnp.sum(q**2))
+    >>> solver = si.VelocityVerlet()
+    >>> isinstance(solver, si.AbstractSplitting), solver.order(terms)
+    (True, 2)
+    >>> q1, p1 = solver.one_step(terms, 0.0, 0.1, (jnp.array([1.0]), jnp.array([0.0])))
+    >>> print(bool(jnp.abs(0.5 * (q1**2 + p1**2) - 0.5)[0] < 1e-4))  # energy kept to O(h^3)
+    True
+
+    ```
     """
 
     term_structure: ClassVar = (diffrax.AbstractTerm, diffrax.AbstractTerm)
@@ -267,7 +295,7 @@ class AbstractSplitting(AbstractStructuredSolver):
                 f"`stage_loop` must be 'auto', 'scan' or 'unroll', got {self.stage_loop!r}."
             )
 
-    def order(self, terms) -> int:
+    def order(self, terms: PyTree) -> int:
         return self.tableau.order
 
     @property
@@ -288,13 +316,15 @@ class AbstractSplitting(AbstractStructuredSolver):
         # with length -h: every shear undone in reverse order, at the same times.
         return _make_plan(self.tableau.adjoint(), self.stage_loop)
 
-    def check_problem(self, terms, y0, args, t0) -> None:
+    def check_problem(self, terms: PyTree, y0: PyTree, args: PyTree, t0: RealScalarLike) -> None:
         """The pair of terms and the state `(q, p)` a splitting takes; for an RKN table,
         dq/dt linear in p."""
         _check_terms(terms, y0)
         _check_rkn(self.tableau, type(self).__name__, terms[0], y0[1], args, t0)
 
-    def init(self, terms, t0, t1, y0, args):
+    def init(
+        self, terms: PyTree, t0: RealScalarLike, t1: RealScalarLike, y0: PyTree, args: PyTree
+    ) -> PyTree:
         self.check_problem(terms, y0, args, t0)
         if not self.tableau.fsal:
             return None
@@ -305,7 +335,16 @@ class AbstractSplitting(AbstractStructuredSolver):
         """The damping $\\gamma$ of a conformal splitting; None for a Hamiltonian one."""
         return None
 
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+    def step(
+        self,
+        terms: PyTree,
+        t0: RealScalarLike,
+        t1: RealScalarLike,
+        y0: PyTree,
+        args: PyTree,
+        solver_state: PyTree,
+        made_jump: ArrayLike,
+    ) -> tuple[PyTree, None, dict[str, PyTree], PyTree, diffrax.RESULTS]:
         force0 = solver_state
         if force0 is not None:
             force0 = jax.lax.cond(made_jump, lambda: terms[1].vf(t0, y0[0], args), lambda: force0)
@@ -339,7 +378,9 @@ class AbstractSplitting(AbstractStructuredSolver):
             dp = jtu.tree_map(lambda d, a: d - g.astype(jnp.result_type(a)) * a, dp, p)
         return dq, dp
 
-    def func(self, terms, t0, y0, args, force=None):
+    def func(
+        self, terms: PyTree, t0: RealScalarLike, y0: PyTree, args: PyTree, force: PyTree = None
+    ) -> PyTree:
         q, p = y0
         dq = terms[0].vf(t0, p, args)
         dp = terms[1].vf(t0, q, args) if force is None else force
@@ -357,18 +398,43 @@ class AbstractSplitting(AbstractStructuredSolver):
             dp = jtu.tree_map(lambda a, b: a - damping.astype(jnp.result_type(a)) * b, dp, p)
         return dq, dp
 
-    def one_step(self, terms, t0, h, y0, args=None, force0=None):
+    def one_step(
+        self,
+        terms: PyTree,
+        t0: RealScalarLike,
+        h: RealScalarLike,
+        y0: PyTree,
+        args: PyTree = None,
+        force0: PyTree = None,
+    ) -> PyTree:
         """One step `(q, p) -> (q', p')` as a pure function (for certificates and layers)."""
         if force0 is None and self.tableau.fsal:
             force0 = terms[1].vf(t0, y0[0], args)
         return _apply(self._plan, terms, t0, h, y0, args, force0, self._damping)[0]
 
-    def fixed_step(self, terms, t, dt, y, args, state):
+    def fixed_step(
+        self,
+        terms: PyTree,
+        t: RealScalarLike,
+        dt: RealScalarLike,
+        y: PyTree,
+        args: PyTree,
+        state: PyTree,
+    ) -> tuple[PyTree, PyTree, Bool[Array, ""] | None]:
         """One step without dense output; the carried force is the FSAL one."""
         y1, f1 = _apply(self._plan, terms, t, dt, y, args, state, self._damping)
         return y1, (f1 if self.tableau.fsal else None), None
 
-    def fused_fixed_loop(self, terms, y0, args, t0, dt, num_steps, chunk):
+    def fused_fixed_loop(
+        self,
+        terms: PyTree,
+        y0: PyTree,
+        args: PyTree,
+        t0: RealScalarLike,
+        dt: RealScalarLike,
+        num_steps: int,
+        chunk: int,
+    ) -> PyTree | None:
         """For a word K(b0) ... K(bs) that starts and ends with a kick, the last kick of
         each step merged into the first of the next (the leapfrog form). A damped kick does
         not merge with the next one: a conformal method declines (steps plainly)."""
@@ -379,7 +445,9 @@ class AbstractSplitting(AbstractStructuredSolver):
     def check_reversible(self, call: str) -> None:
         """A splitting's step inverts exactly: the adjoint word, stepped backwards."""
 
-    def inverse_step(self, terms, t, dt, y1, args=None):
+    def inverse_step(
+        self, terms: PyTree, t: RealScalarLike, dt: RealScalarLike, y1: PyTree, args: PyTree = None
+    ) -> PyTree:
         """The step `one_step(terms, t, dt, ., args)` undone exactly: the adjoint word run
         from `t + dt` with step `-dt`, every shear reversed in reverse order."""
         return _apply(self._inverse_plan, terms, t + dt, -dt, y1, args, None)[0]
@@ -427,6 +495,25 @@ class ExplicitSplitting(AbstractSplitting):
     - `stage_loop`: `"unroll"` writes the stages out in the step, `"scan"` runs them as a
         `lax.scan` over the coefficient array, `"auto"` (default) scans words longer than a
         few factors, which is faster and compiles in constant time.
+
+    **Raises:** `TypeError` unless `tableau` is a `SplittingTableau`; `ValueError` for another
+    `stage_loop`.
+
+    **Example:** the tableau of a named method gives the same solver.
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si
+    >>> terms = si.separable_terms(lambda p, a: 0.5 * jnp.sum(p**2),
+    ...                            lambda q, a: 0.5 * jnp.sum(q**2))
+    >>> mine = si.ExplicitSplitting(si.McAte4.tableau)
+    >>> y0 = (jnp.array([1.0]), jnp.array([0.0]))
+    >>> a = mine.one_step(terms, 0.0, 0.1, y0)
+    >>> b = si.McAte4().one_step(terms, 0.0, 0.1, y0)
+    >>> print(mine.order(terms), bool(jnp.max(jnp.abs(a[0] - b[0])) < 1e-15))
+    4 True
+
+    ```
     """
 
     tableau: SplittingTableau = eqx.field(static=True)
@@ -465,13 +552,38 @@ class ConformalSplitting(AbstractSplitting):
     Build it with `conformal(method, damping)`. `damping` is an array leaf: gradients flow to
     it (with `adjoint="autodiff"`; the reversible adjoint refuses a damped method, whose
     inverse steps amplify rounding by $e^{\\gamma h}$ per step).
+
+    **Arguments:**
+
+    - `tableau`: the coefficients of the undamped splitting (its general table).
+    - `damping`: $\\gamma$, a real scalar (an array leaf, differentiable).
+    - `stage_loop`: as for every splitting (`"auto"`, `"scan"` or `"unroll"`).
+
+    **Raises:** `ValueError` for a non-scalar or non-real `damping` (and, inside `jit`, a
+    runtime error for a non-finite one); `ValueError` when `term_p`'s control is not a scalar.
+
+    **Example:** the one-step map contracts the symplectic form by $e^{-\\gamma h}$.
+
+    ```pycon
+    >>> import jax.numpy as jnp
+    >>> import structjax.integrators as si, structjax.check as sc
+    >>> terms = si.separable_terms(lambda p, a: 0.5 * jnp.sum(p**2),
+    ...                            lambda q, a: 0.5 * jnp.sum(q**2))
+    >>> solver = si.conformal(si.VelocityVerlet(), 0.5)
+    >>> step = lambda q, p: solver.one_step(terms, 0.0, 0.1, (q, p))
+    >>> err = sc.conformal_symplecticity_error(step, jnp.array([1.0]), jnp.array([0.0]),
+    ...                                        jnp.exp(-0.5 * 0.1))
+    >>> print(type(solver).__name__, bool(err < 1e-14))
+    ConformalSplitting True
+
+    ```
     """
 
     tableau: SplittingTableau = eqx.field(static=True)
     # equinox allows this order: the class writes its own __init__.
     damping: Real[ArrayLike, ""]  # pyright: ignore[reportGeneralTypeIssues]
 
-    def __init__(self, tableau: SplittingTableau, damping, stage_loop: str = "auto"):
+    def __init__(self, tableau: SplittingTableau, damping: ArrayLike, stage_loop: str = "auto"):
         if not isinstance(tableau, SplittingTableau):
             raise TypeError(
                 f"`ConformalSplitting(tableau, damping)` needs a `SplittingTableau`, got "
@@ -528,7 +640,7 @@ def _check_damping(damping):
     return jnp.asarray(damping)
 
 
-def conformal(method: AbstractSplitting, damping) -> ConformalSplitting:
+def conformal(method: AbstractSplitting, damping: ArrayLike) -> ConformalSplitting:
     """The conformal-symplectic version of an explicit splitting `method` (any of
     `structjax.integrators`' named methods, a `Composition` or an `ExplicitSplitting`) for
     damping $\\gamma \\ge 0$: see `ConformalSplitting`.
