@@ -1,5 +1,7 @@
 """Certificate for Lie-group integrators: how far a matrix is from its group."""
 
+from typing import Any
+
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -43,9 +45,13 @@ def check_group(group, call: str) -> None:
         )
 
 
-def lie_group_error(group, y: Float[Array, "... n p"]) -> Float[Array, "..."]:
-    """The distance of `y` (leading axes batch) from `group`, one number per matrix
-    (structure first, as `constraint_error(manifold, x)`).
+# `group` is a `Group`, an `AbstractManifold` or a `str` (see `GROUPS`). It is annotated `Any`
+# on purpose: `check_group` refuses anything else with a `TypeError` naming every kind a group may
+# be, which a runtime type checker (beartype, in the tests) would pre-empt with a bare mismatch.
+def lie_group_error(group: Any, y: Float[Array, "... n p"]) -> Float[Array, "..."]:
+    """The distance of `y` (leading axes batch) from `group`, one number per matrix.
+
+    Structure first, as `constraint_error(manifold, x)`; the norms are Frobenius.
 
     **Arguments:**
 
@@ -69,6 +75,7 @@ def lie_group_error(group, y: Float[Array, "... n p"]) -> Float[Array, "..."]:
 
     **Example:**
 
+    ```pycon
     >>> import jax.numpy as jnp
     >>> from structjax.check import lie_group_error
     >>> from structjax.equivariant import SO, SE
@@ -83,6 +90,8 @@ def lie_group_error(group, y: Float[Array, "... n p"]) -> Float[Array, "..."]:
     >>> motion = jnp.eye(4).at[:3, :3].set(r).at[:3, 3].set(jnp.array([1.0, 2.0, 3.0]))
     >>> float(lie_group_error(SE(3), motion))
     0.0
+
+    ```
     """
     check_group(group, "lie_group_error(group, y)")
     y = jnp.asarray(y)
