@@ -1,11 +1,32 @@
 """The equivariance certificate: how far $f(g \\cdot x)$ is from $g \\cdot f(x)$."""
 
 from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+
+@runtime_checkable
+class _Samples(Protocol):
+    """A group as this certificate uses it: anything that draws elements (a
+    `structjax.equivariant.Group`)."""
+
+    def sample(self, key: Any, dtype: Any) -> Any: ...
+
+
+@runtime_checkable
+class _Acts(Protocol):
+    """A representation as this certificate uses it: anything with `act(g, x)` (the
+    `structjax.equivariant` reps and field types)."""
+
+    def act(self, g: Any, x: Any) -> Any: ...
+
+
+# A representation object, or any callable `(g, x) -> g . x`.
+_Action = _Acts | Callable[[Any, Any], Any]
 
 
 def _action(rep) -> Callable:
@@ -16,16 +37,19 @@ def _action(rep) -> Callable:
 
 def equivariance_error(
     f: Callable[[PyTree], PyTree],
-    group,
+    group: _Samples,
     x: PyTree[Array],
     key: PRNGKeyArray,
     *,
-    rep_in,
-    rep_out,
+    rep_in: _Action,
+    rep_out: _Action,
     num_samples: int = 16,
 ) -> Float[Array, ""]:
-    """$\\max_g \\|f(\\rho_{in}(g)x) - \\rho_{out}(g) f(x)\\| / \\|f(x)\\|$ over `num_samples`
-    group elements drawn by `group.sample`: zero (to rounding) for an equivariant `f`.
+    """How far `f` is from equivariant, over random group elements.
+
+    Measures $\\max_g \\|f(\\rho_{in}(g)x) - \\rho_{out}(g) f(x)\\|_2 / \\|f(x)\\|_2$ (2-norm
+    of all leaves flattened) over `num_samples` group elements drawn by `group.sample`: zero
+    (to rounding) for an equivariant `f`.
 
     **Arguments:**
 
@@ -41,6 +65,21 @@ def equivariance_error(
     **Returns:** a scalar.
 
     **Raises:** `ValueError` for `num_samples` not a positive int (trace time).
+
+    **Example:**
+
+    ```pycon
+    >>> import jax, jax.numpy as jnp
+    >>> import structjax.equivariant as se
+    >>> from structjax.check import equivariance_error
+    >>> G = se.SO(3)
+    >>> layer = se.EquivariantLinear(se.V(G), se.V(G), key=jax.random.key(0))
+    >>> err = equivariance_error(layer, G, jnp.array([1.0, 2.0, 3.0]), jax.random.key(1),
+    ...                          rep_in=layer.rep_in, rep_out=layer.rep_out)
+    >>> print(bool(err < 1e-12))
+    True
+
+    ```
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(
