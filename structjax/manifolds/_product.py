@@ -2,6 +2,7 @@
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -73,7 +74,8 @@ class Product(AbstractManifold):
     manifolds: tuple[AbstractManifold, ...]
     checks: bool = eqx.field(static=True)
 
-    def __init__(self, manifolds: Iterable[AbstractManifold], *, checks: bool = True):
+    def __init__(self, manifolds: Iterable[Any], *, checks: bool = True):
+        # `Iterable[Any]`, not of manifolds: the check below names a wrong factor in its own error.
         manifolds = tuple(manifolds)
         if not manifolds or not all(isinstance(m, AbstractManifold) for m in manifolds):
             raise ValueError(
