@@ -1,4 +1,5 @@
-"""Shared machinery of the suites: timing, progress, tables, floors, JSON and PNG output.
+"""Shared machinery of the suites: timing, progress, tables, floors, the digits data, the
+training loop, and the end of every suite's run (floors, machine, JSON and PNG output).
 
 Timing keeps compilation apart from running: `compile_fn` times
 `jax.jit(f).lower(*args).compile()` (trace + lower + XLA compile), and the wall time is that
@@ -9,6 +10,7 @@ so that a slow spell of a shared machine hits all of them alike.
 
 import dataclasses
 import datetime
+import functools
 import json
 import math
 import os
@@ -21,8 +23,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Quick runs write here (git ignores it), so trying the main job leaves the tracked results
@@ -270,3 +275,190 @@ def save_figure(fig, name: str) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     pyplot().close(fig)
     return path
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+def digits(
+    *,
+    scale: str = "unit",
+    pad_to: int | None = None,
+    test_size: float = 0.25,
+    val_size: float | None = None,
+    std_eps: float = 0.0,
+    seed: int = 0,
+    dtype=jnp.float32,
+):
+    """scikit-learn's 8x8 digits (1797 images; Alpaydin & Kaynak 1998), split stratified with
+    `random_state=seed`: `test_size` of the images for testing and, with `val_size`, that
+    fraction of the rest for validation.
+
+    `scale="unit"`: pixels / 16, in [0, 1]; `"standardise"`: minus the training mean, over
+    the training standard deviation plus `std_eps` (a zero one taken as 1, as
+    `sklearn.preprocessing.StandardScaler`). `pad_to`: images `(m, 1, pad_to, pad_to)`, the
+    8x8 image zero-padded below and to the right (9: the grid has a centre pixel, so
+    rotations by 90 degrees about it permute pixels exactly); else flat `(m, 64)`.
+
+    **Returns:** `((x_train, y_train), (x_test, y_test))`, with `val_size`
+    `((x_train, y_train), (x_val, y_val), (x_test, y_test))`: images in `dtype`, labels int32.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    if scale == "unit":
+        x = x / 16.0
+    elif scale != "standardise":
+        raise ValueError(f"scale must be 'unit' or 'standardise', not {scale!r}")
+    if pad_to is not None:
+        x = np.pad(x.reshape(-1, 8, 8), ((0, 0), (0, pad_to - 8), (0, pad_to - 8)))[:, None]
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_size, random_state=seed, stratify=y
+    )
+    parts = [(x_tr, y_tr)]
+    if val_size is not None:
+        x_tr, x_va, y_tr, y_va = train_test_split(
+            x_tr, y_tr, test_size=val_size, random_state=seed, stratify=y_tr
+        )
+        parts = [(x_tr, y_tr), (x_va, y_va)]
+    parts.append((x_te, y_te))
+    if scale == "standardise":
+        mean, std = x_tr.mean(0), x_tr.std(0) + std_eps
+        std = np.where(std == 0, 1.0, std)
+        parts = [((a - mean) / std, b) for a, b in parts]
+    return tuple((jnp.asarray(a, dtype), jnp.asarray(b, jnp.int32)) for a, b in parts)
+
+
+# --- training --------------------------------------------------------------------------
+
+
+def cast(tree, dtype):
+    """A copy of `tree` with every inexact array cast to `dtype`."""
+    return jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree)
+
+
+def cosine(lr, steps: int):
+    """The suites' learning-rate schedule: a cosine decay from `lr` to `lr / 100` over
+    `steps` steps."""
+    return optax.cosine_decay_schedule(lr, steps, 0.01)
+
+
+def adam_cosine(lr, steps: int):
+    """`optax.adam` on the `cosine` schedule."""
+    return optax.adam(cosine(lr, steps))
+
+
+def train_steps(loss: Callable, optimiser, batches=None, *, steps: int | None = None,
+                record: bool = True) -> Callable:  # fmt: skip
+    """The training loop of every suite, as a pure function to jit, vmap or time:
+    `run(params, state)` makes one optimiser step per leading slice of `batches` (a pytree;
+    if None, `steps` steps with `batch=None`) in one `lax.scan`, each the gradient of
+    `loss(params, batch)` through `optimiser.update(grads, state, params)`.
+
+    **Returns:** `run`, which returns `(params, state, losses)` (the loss before each step),
+    with `record=False` `(params, state)`.
+    """
+
+    def run(params, state):
+        def body(carry, batch):
+            p, s = carry
+            if record:
+                value, grad = jax.value_and_grad(loss)(p, batch)
+            else:
+                value, grad = None, jax.grad(loss)(p, batch)
+            updates, s = optimiser.update(grad, s, p)
+            return (optax.apply_updates(p, updates), s), value
+
+        (params, state), losses = jax.lax.scan(body, (params, state), batches, length=steps)
+        return (params, state, losses) if record else (params, state)
+
+    return run
+
+
+def train(model, loss: Callable, optimiser, batches=None, *, steps: int | None = None,
+          loop: bool = False):  # fmt: skip
+    """Train the inexact arrays of `model` (`eqx.partition`) on `loss(model, batch)`.
+
+    `optimiser`: an optax transformation, or a function of the parameters returning one
+    (e.g. `riemannian_adam` over `manifolds_of(params)`). `batches` and `steps` as in
+    `train_steps`. `loop=False`: `train_steps` in one jit; `loop=True`: a Python loop over
+    one jitted step that donates the parameters and the optimiser state (XLA:CPU runs
+    convolutions inside a `lax.scan` many times slower than the same step jitted alone).
+
+    **Returns:** the trained model, the loss at each step (NumPy), and the wall time in
+    seconds (compilation included).
+    """
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    if not hasattr(optimiser, "update"):
+        optimiser = optimiser(params)
+
+    def objective(p, batch):
+        return loss(eqx.combine(p, static), batch)
+
+    start = time.perf_counter()
+    state = optimiser.init(params)
+    if loop:
+
+        @functools.partial(jax.jit, donate_argnums=(0, 1))
+        def step(p, s, batch):
+            value, grad = jax.value_and_grad(objective)(p, batch)
+            updates, s = optimiser.update(grad, s, p)
+            return optax.apply_updates(p, updates), s, value
+
+        values = []
+        n = steps if steps is not None else jax.tree_util.tree_leaves(batches)[0].shape[0]
+        for i in range(n):
+            batch = jax.tree_util.tree_map(lambda b, i=i: b[i], batches)
+            params, state, value = step(params, state, batch)
+            values.append(value)
+        losses = jnp.stack(values)
+    else:
+        params, state, losses = jax.jit(train_steps(objective, optimiser, batches, steps=steps))(
+            params, state
+        )
+    losses = np.asarray(jax.block_until_ready(losses))
+    return eqx.combine(params, static), losses, time.perf_counter() - start
+
+
+# --- the end of a suite's run ----------------------------------------------------------
+
+
+def header(suite: str, quick: bool, detail: str = "") -> None:
+    """The first line of a suite's run: its name, quick or not, the device."""
+    say(f"{suite} suite{' (quick)' if quick else ''}{detail} on {jax.devices()[0]}")
+
+
+def finish(
+    suite: str,
+    quick: bool,
+    results: dict,
+    floors: Sequence[Floor],
+    plots: Callable[[str], Sequence[Path]] | None = None,
+    *,
+    notes: dict | None = None,
+    versions: Sequence[str] = (),
+    to_json: Callable[[dict], dict] | None = None,
+) -> dict:
+    """The shared end of a suite's `run`, after its tables: report the floors; assemble
+    `dict(suite, quick, machine, **results, floors, notes)` (`versions`: more distributions
+    whose versions the machine info lists); write it to `results/<suite>[_quick].json`
+    (through `to_json` if given, e.g. to drop what only the plots need); draw the plots
+    (`plots(suffix)` returns the PNG paths); say where everything went.
+
+    **Returns:** the assembled results.
+    """
+    say("\nFloors (reported, never enforced):")
+    for floor in floors:
+        floor.report()
+    machine = machine_info()
+    machine["versions"].update({d: _version(d) for d in versions})
+    out = dict(suite=suite, quick=quick, machine=machine, **results)
+    out["floors"] = [f.to_json() for f in floors]
+    if notes is not None:
+        out["notes"] = notes
+    suffix = "_quick" if quick else ""
+    path = write_json(f"{suite}{suffix}", out if to_json is None else to_json(out))
+    pngs = [] if plots is None else list(plots(suffix))
+    say(f"\nwrote {path.relative_to(path.parents[2])}" + "".join(f", {p.name}" for p in pngs))
+    return out

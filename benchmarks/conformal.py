@@ -172,14 +172,7 @@ def _step_time(problem, method: str, setting, steps: int = 2000) -> float:
     f, x0 = problem["f"], problem["x0"]
     opt = METHODS[method](*(jnp.asarray(v) for v in setting.values()))
 
-    def run(x, st):
-        def body(carry, _):
-            x, st = carry
-            u, st = opt.update(jax.grad(f)(x), st, x)
-            return (optax.apply_updates(x, u), st), None
-
-        return jax.lax.scan(body, (x, st), length=steps)[0]
-
+    run = h.train_steps(lambda x, _: f(x), opt, steps=steps, record=False)
     compiled, _ = h.compile_fn(run, x0, opt.init(x0))
     return compiled, (x0, opt.init(x0)), steps
 
@@ -187,26 +180,23 @@ def _step_time(problem, method: str, setting, steps: int = 2000) -> float:
 # --- the MLP on digits --------------------------------------------------------------------
 
 
-def _digits():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-    mean, std = x_tr.mean(0), x_tr.std(0) + 1e-6
-    f = lambda a: jnp.asarray((a - mean) / std, F32)  # noqa: E731
-    return (f(x_tr), jnp.asarray(y_tr, jnp.int32)), (f(x_te), jnp.asarray(y_te, jnp.int32))
-
-
 def _mlp_params(key):
-    model = eqx.nn.MLP(64, 10, 128, 2, activation=jnp.tanh, key=key)
-    model = jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a,
-                                   model)  # fmt: skip
+    model = h.cast(eqx.nn.MLP(64, 10, 128, 2, activation=jnp.tanh, key=key), F32)
     return eqx.partition(model, eqx.is_inexact_array)
 
 
+def _mlp_loss(static, x, y):
+    """Cross-entropy of the MLP on the minibatch of indices `i`."""
+
+    def loss(p, i):
+        logits = jax.vmap(eqx.combine(p, static))(x[i])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y[i]).mean()
+
+    return loss
+
+
 def _mlp_race(method: str, steps: int, quick: bool):
-    (x_tr, y_tr), (x_te, y_te) = _digits()
+    (x_tr, y_tr), (x_te, y_te) = h.digits(scale="standardise", std_eps=1e-6)
     params, static = _mlp_params(jax.random.key(0))
     batch = 128
     idx = jnp.asarray(
@@ -216,22 +206,12 @@ def _mlp_race(method: str, steps: int, quick: bool):
     if method == "adam":
         eps_values = eps_values / 30
     grid = _grid(method, eps_values, True)
-
-    def loss(p, xb, yb):
-        logits = jax.vmap(eqx.combine(p, static))(xb)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+    loss = _mlp_loss(static, x_tr, y_tr)
 
     def run(eps, mu, extra):
         opt = METHODS[method](eps, mu, extra)
-
-        def body(carry, i):
-            p, st = carry
-            g = jax.grad(loss)(p, x_tr[i], y_tr[i])
-            u, st = opt.update(g, st, p)
-            return (optax.apply_updates(p, u), st), None
-
-        p, _ = jax.lax.scan(body, (params, opt.init(params)), idx)[0]
-        return loss(p, x_tr, y_tr), jnp.mean(
+        p, _ = h.train_steps(loss, opt, idx, record=False)(params, opt.init(params))
+        return loss(p, slice(None)), jnp.mean(  # the loss on the whole training set
             jnp.argmax(jax.vmap(eqx.combine(p, static))(x_te), -1) == y_te
         )
 
@@ -245,27 +225,15 @@ def _mlp_race(method: str, steps: int, quick: bool):
 
 
 def _mlp_step_cases(steps: int):
-    (x_tr, y_tr), _ = _digits()
+    (x_tr, y_tr), _ = h.digits(scale="standardise", std_eps=1e-6)
     params, static = _mlp_params(jax.random.key(0))
     idx = jnp.asarray(np.random.default_rng(2).integers(0, x_tr.shape[0], (steps, 128)), jnp.int32)
-
-    def loss(p, xb, yb):
-        logits = jax.vmap(eqx.combine(p, static))(xb)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
-
+    loss = _mlp_loss(static, x_tr, y_tr)
     cases = {}
     for method in METHODS:
         opt = METHODS[method](0.01, 0.9, 1.0)
-
-        def run(p, st, opt=opt):
-            def body(carry, i):
-                p, st = carry
-                u, st = opt.update(jax.grad(loss)(p, x_tr[i], y_tr[i]), st, p)
-                return (optax.apply_updates(p, u), st), None
-
-            return jax.lax.scan(body, (p, st), idx)[0]
-
         state = opt.init(params)
+        run = h.train_steps(loss, opt, idx, record=False)
         compiled, _ = h.compile_fn(run, params, state)
         cases[method] = (compiled, (params, state))
     return cases
@@ -305,14 +273,8 @@ def _stability(problem, steps: int, eps_values, mu: float = 0.9):
 
         def run(eps, method=method, extra=extra):
             opt = METHODS[method](eps, jnp.asarray(mu), jnp.asarray(extra))
-
-            def body(carry, _):
-                x, st = carry
-                u, st = opt.update(jax.grad(f)(x), st, x)
-                return (optax.apply_updates(x, u), st), None
-
-            x = jax.lax.scan(body, (x0, opt.init(x0)), length=steps)[0][0]
-            return f(x)
+            run = h.train_steps(lambda x, _: f(x), opt, steps=steps, record=False)
+            return f(run(x0, opt.init(x0))[0])
 
         finals = np.asarray(jax.jit(jax.vmap(run))(jnp.asarray(eps_values))) - problem["f_star"]
         stable = np.isfinite(finals) & (finals < f0)
@@ -378,7 +340,7 @@ def _overhead(quick: bool):
 
 def run(*, quick: bool) -> dict:
     """Run the suite; print tables and floors; write JSON and PNGs under results/."""
-    h.say(f"conformal suite{' (quick)' if quick else ''} on {jax.devices()[0]}")
+    h.header("conformal", quick)
     problems = [_quadratic(), _rosenbrock(), _logistic()]
     steps = 4000 if quick else 20_000
     mlp_steps = 300 if quick else 2000
@@ -427,19 +389,19 @@ def run(*, quick: bool) -> dict:
                     f"best {us[m]:.1f} vs {us['sgd+momentum']:.1f} us/step",
                 )
             )
-    h.say("\nFloors (reported, never enforced):")
-    for floor in floors:
-        floor.report()
     results = dict(
-        suite="conformal",
-        quick=quick,
-        machine=h.machine_info(),
         races=races,
         mlp=mlp,
         stability=stability,
         overhead_us_per_step=overhead,
         overhead_median_paired_ratio=ratios,
-        floors=[f.to_json() for f in floors],
+    )
+    return h.finish(
+        "conformal",
+        quick,
+        results,
+        floors,
+        lambda suffix: report.write_plots(races, stability, overhead, suffix),
         notes=dict(
             parameters="every method in (eps, mu): gradient step and momentum factor; "
             "conformal_momentum h = sqrt(eps), gamma = -ln(mu)/h; relativistic_gd by "
@@ -455,8 +417,3 @@ def run(*, quick: bool) -> dict:
             dtype="float64, the MLP and the overhead problems float32",
         ),
     )
-    suffix = "_quick" if quick else ""
-    path = h.write_json(f"conformal{suffix}", results)
-    pngs = report.write_plots(races, stability, overhead, suffix)
-    h.say(f"\nwrote {path.relative_to(path.parents[2])}" + "".join(f", {p.name}" for p in pngs))
-    return results
