@@ -71,16 +71,7 @@ def _start_point(n: int, p: int, seed: int):
 
 def _scan_optax(opt, loss, steps: int):
     """`steps` steps of an optax optimiser in one `lax.scan`: `f(x, state) -> (x, state)`."""
-
-    def run(x, state):
-        def body(carry, _):
-            x, s = carry
-            u, s = opt.update(jax.grad(loss)(x), s, x)
-            return (optax.apply_updates(x, u), s), None
-
-        return jax.lax.scan(body, (x, state), length=steps)[0]
-
-    return run
+    return h.train_steps(lambda x, _: loss(x), opt, steps=steps, record=False)
 
 
 def naive_riemannian_adam(loss, steps: int, lr=LR, b1=0.9, b2=0.999, eps=1e-8):
@@ -429,28 +420,6 @@ class MLP(eqx.Module):
         return self.out(jnp.tanh(self.l2(jnp.tanh(self.l1(x)))))
 
 
-def _digits(seed: int = 0):
-    """scikit-learn's 8x8 digits (1797 images; Alpaydin & Kaynak 1998), standardised on the
-    training set; train / validation / test = 60 / 20 / 20 %, stratified."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
-    x_tr, x_va, y_tr, y_va = train_test_split(
-        x_tr, y_tr, test_size=0.25, random_state=seed, stratify=y_tr
-    )
-    scaler = StandardScaler().fit(x_tr)
-    f = lambda a: jnp.asarray(scaler.transform(a), F32)  # noqa: E731
-    i = lambda a: jnp.asarray(a, jnp.int32)  # noqa: E731
-    return (f(x_tr), i(y_tr)), (f(x_va), i(y_va)), (f(x_te), i(y_te))
-
-
-def _float32(tree):
-    return jax.tree_util.tree_map(lambda a: a.astype(F32) if eqx.is_inexact_array(a) else a, tree)
-
-
 def _with_retraction(layer, retraction: str):
     w = layer.weight
     stiefel = sm.Stiefel(w.manifold.n, w.manifold.p, retraction=retraction)
@@ -466,28 +435,19 @@ def _mlp(kind: str, width: int, key):
         if kind != "polar":  # OrthogonalLinear's default; the same weights, another retraction
             l1, l2 = _with_retraction(l1, kind), _with_retraction(l2, kind)
     # OrthogonalLinear has no dtype argument: under x64 its weight and bias are float64.
-    return _float32(MLP(l1, l2, eqx.nn.Linear(width, 10, key=k3, dtype=F32)))
+    return h.cast(MLP(l1, l2, eqx.nn.Linear(width, 10, key=k3, dtype=F32)), F32)
 
 
 def _train_fn(static, opt, data, batches):
-    (x_tr, y_tr) = data
+    """The training run on `data`: `run(params, state) -> (params, state, losses)`, one step
+    per row of minibatch indices in `batches`."""
+    x_tr, y_tr = data
 
-    def loss_fn(params, xb, yb):
-        model = eqx.combine(params, static)
-        logits = jax.vmap(model)(xb)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+    def loss_fn(params, idx):
+        logits = jax.vmap(eqx.combine(params, static))(x_tr[idx])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y_tr[idx]).mean()
 
-    def run(params, state):
-        def body(carry, idx):
-            params, state = carry
-            loss, g = jax.value_and_grad(loss_fn)(params, x_tr[idx], y_tr[idx])
-            u, state = opt.update(g, state, params)
-            return (optax.apply_updates(params, u), state), loss
-
-        (params, state), losses = jax.lax.scan(body, (params, state), batches)
-        return params, state, losses
-
-    return run
+    return h.train_steps(loss_fn, opt, batches)
 
 
 def _accuracy(params, static, x, y) -> float:
@@ -505,7 +465,8 @@ def _max_constraint(params) -> float | None:
 
 
 def _mlp_study(quick: bool, progress):
-    train, val, test = _digits()
+    # scikit-learn's 8x8 digits, standardised on the training set; 60 / 20 / 20 %, stratified
+    train, val, test = h.digits(scale="standardise", test_size=0.2, val_size=0.25)
     width, batch = (128, 128)
     steps = 400 if quick else 3000
     rng = np.random.default_rng(9)
@@ -693,7 +654,7 @@ def run(*, quick: bool) -> dict:
 
 
 def _run(*, quick: bool) -> dict:
-    h.say(f"optimizers suite{' (quick)' if quick else ''}: float32 on {jax.devices()[0]}")
+    h.header("optimizers", quick, ": float32")
     mods, why = _geoopt_modules()
     if why:
         h.say(why)
@@ -726,24 +687,15 @@ def _run(*, quick: bool) -> dict:
 
     report.print_tables(costs, convergence, manifolds, mlp)
     floors = _floors(costs, manifolds, mlp)
-    h.say("\nFloors (reported, never enforced):")
-    for floor in floors:
-        floor.report()
-    suffix = "_quick" if quick else ""
-    machine = h.machine_info()
-    machine["versions"].update(
-        {d: h._version(d) for d in ("optax", "geoopt", "torch", "scikit-learn")}
-    )
-    results = dict(
-        suite="optimizers",
-        quick=quick,
-        dtype="float32",
-        machine=machine,
-        step_costs=costs,
-        convergence=convergence,
-        manifolds=manifolds,
-        mlp=mlp,
-        floors=[f.to_json() for f in floors],
+    return h.finish(
+        "optimizers",
+        quick,
+        dict(
+            dtype="float32", step_costs=costs, convergence=convergence, manifolds=manifolds, mlp=mlp
+        ),
+        floors,
+        lambda suffix: report.write_plots(costs, convergence, manifolds, mlp, suffix),
+        versions=("optax", "geoopt", "torch", "scikit-learn"),
         notes=dict(
             ms_per_step="best (and median) over interleaved rounds of one compiled lax.scan "
             "of steps_per_call steps, divided by the steps; compile apart; geoopt: a Python "
@@ -756,7 +708,3 @@ def _run(*, quick: bool) -> dict:
             precision="float32 matrix products at full precision (no TF32 on GPU)",
         ),
     )
-    path = h.write_json(f"optimizers{suffix}", results)
-    pngs = report.write_plots(costs, convergence, manifolds, mlp, suffix)
-    h.say(f"\nwrote {path.relative_to(path.parents[2])}" + "".join(f", {p.name}" for p in pngs))
-    return results
