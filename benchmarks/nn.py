@@ -70,36 +70,12 @@ _TIME_FLOOR = 2.5  # reversible gradient time / stored gradient time, at the lar
 _MAX_TEMP_BYTES = 2 * 2**30  # compile, but do not run, a gradient that needs more scratch
 
 
-def _cast(tree, dtype):
-    """A copy of `tree` with every inexact array cast to `dtype`."""
-    return jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree)
-
-
 def _fit(model, loss: Callable, steps: int, lr: float, batches=None, optimiser=None):
-    """Train `model` (cast to float32) with Adam on a cosine schedule, `steps` steps as one
-    `lax.scan` in one jit. `loss(model, batch)`; `batches` (leading axis = steps) or None
-    (full batch). **Returns:** the trained model, the loss per step, the wall time (s,
-    compile included)."""
-    params, static = eqx.partition(_cast(model, F32), eqx.is_inexact_array)
-    schedule = optax.cosine_decay_schedule(lr, steps, 0.01)
-    opt = optax.adam(schedule) if optimiser is None else optimiser(schedule, params)
-
-    def objective(p, batch):
-        return loss(eqx.combine(p, static), batch)
-
-    @jax.jit
-    def train(p):
-        def body(carry, batch):
-            p, state = carry
-            value, grad = jax.value_and_grad(objective)(p, batch)
-            updates, state = opt.update(grad, state, p)
-            return (optax.apply_updates(p, updates), state), value
-
-        return jax.lax.scan(body, (p, opt.init(p)), batches, length=steps)
-
-    start = time.perf_counter()
-    (params, _), losses = jax.block_until_ready(train(params))
-    return eqx.combine(params, static), np.asarray(losses), time.perf_counter() - start
+    """`h.train` in float32 (one jit), Adam or `optimiser(schedule)` on a cosine schedule;
+    `batches` (leading axis = steps) or None (full batch)."""
+    schedule = h.cosine(lr, steps)
+    opt = optax.adam(schedule) if optimiser is None else optimiser(schedule)
+    return h.train(h.cast(model, F32), loss, opt, batches, steps=steps)
 
 
 # --- 1. reversible stacks: memory and time against depth --------------------------------------
@@ -138,7 +114,7 @@ def _stack(kind: str, variant: str, depth: int, dim: int, width: int, dtype):
     make = (lambda k: _Batched(block(k))) if variant.endswith("(batch in block)") else block
     memory = "stored" if variant == "stored" else "reversible"
     # the same key for every variant: the same weights
-    return _cast(snn.Reversible(make, depth, memory, key=jax.random.key(0)), dtype)
+    return h.cast(snn.Reversible(make, depth, memory, key=jax.random.key(0)), dtype)
 
 
 def _grad_fn(kind: str, variant: str, static):
@@ -399,7 +375,7 @@ def _train_dynamics(system, data, width: int, steps: int, models: tuple[str, ...
     for name in models:
         make, loss = candidates[name]
         model, losses, wall = _fit(make(), loss, steps, 3e-3)
-        trained[name] = dict(model=_cast(model, F64), final_loss=float(losses[-1]), train_s=wall)
+        trained[name] = dict(model=h.cast(model, F64), final_loss=float(losses[-1]), train_s=wall)
     return trained
 
 
@@ -707,7 +683,7 @@ def _density(quick: bool, progress) -> dict:
                 return -jnp.mean(jax.vmap(lambda x: _log_prob(flow, x))(xtr32[i]))
 
             flow, losses, wall = _fit(make(), loss, nsteps, 1e-2 if iresnet else 3e-3, idx[:nsteps])
-            f64 = _cast(flow, F64)
+            f64 = h.cast(flow, F64)
             ll32, inv32 = _flow_certificates(flow, xte32)
             ll64, inv64, ld64, dens = _flow_certificates(f64, xte64, jnp.asarray(grid))
             row = dict(
@@ -771,17 +747,6 @@ class _Sequential(eqx.Module):
         return bound
 
 
-def _digits():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x / 16.0, y, test_size=0.25, random_state=0, stratify=y
-    )
-    return (jnp.asarray(x_tr, F32), jnp.asarray(y_tr)), (jnp.asarray(x_te, F32), jnp.asarray(y_te))
-
-
 _EPS_TABLE = (0.1, 0.3, 0.5, 1.0)
 _EPS_CURVE = tuple(np.round(np.linspace(0.0, 1.5, 31), 3))
 _OFFSET, _TEMPERATURE = 1.0, 4.0  # margin-aware loss: CE(T (z - offset * onehot(y)))
@@ -804,8 +769,8 @@ def _lipschitz_nets(width: int, quick: bool):
             snn.AOLLinear(width, 10, key=k[2]),
         ))  # fmt: skip
 
-    def riemannian(schedule, params):
-        return so.riemannian_adam(schedule, manifolds=manifolds_of(params))
+    def riemannian(schedule):  # the manifolds are those of the parameters
+        return lambda params: so.riemannian_adam(schedule, manifolds=manifolds_of(params))
 
     # (make, optimiser, learning rate); the rates picked once by hand from {1e-3, 3e-3, 1e-2,
     # 3e-2} (the MLP's: 3e-3, as everywhere in this suite)
@@ -838,7 +803,7 @@ def _certified(model, x, y, bound: float) -> dict:
 
 def _lipschitz(quick: bool, progress) -> dict:
     width, steps = (128, 500) if quick else (256, 3000)
-    (x_tr, y_tr), (x_te, y_te) = _digits()
+    (x_tr, y_tr), (x_te, y_te) = h.digits()  # scaled to [0, 1], 75/25
     batch = 128
     idx = jnp.asarray(np.random.default_rng(0).integers(0, x_tr.shape[0], (steps, batch)))
     out = dict(width=width, steps=steps, batch=batch, eps=list(_EPS_TABLE),
@@ -855,7 +820,7 @@ def _lipschitz(quick: bool, progress) -> dict:
         bound = model.lipschitz_bound
         row = dict(_certified(model, x_te, y_te, bound), declared_bound=bound, train_s=wall,
                    learning_rate=lr)  # fmt: skip
-        lower = check.lipschitz_lower_bound(_cast(model, F64), x0, key)
+        lower = check.lipschitz_lower_bound(h.cast(model, F64), x0, key)
         row["lipschitz_lower_bound"] = float(lower)
         out["nets"][name] = row
         progress.update(f"digits {name}")
@@ -872,7 +837,7 @@ def _lipschitz(quick: bool, progress) -> dict:
                            for lyr in mlp.layers]))  # fmt: skip
     row = dict(_certified(mlp, x_te, y_te, bound), declared_bound=bound, train_s=wall,
                learning_rate=3e-3)  # fmt: skip
-    row["lipschitz_lower_bound"] = float(check.lipschitz_lower_bound(_cast(mlp, F64), x0, key))
+    row["lipschitz_lower_bound"] = float(check.lipschitz_lower_bound(h.cast(mlp, F64), x0, key))
     out["nets"]["MLP (ReLU, cross-entropy)"] = row
     progress.update("digits MLP")
     return out
@@ -906,7 +871,7 @@ def _without_densities(results: dict) -> dict:
 
 def run(*, quick: bool) -> dict:
     """Run the suite; print tables and floors; write JSON and PNGs under results/."""
-    h.say(f"nn suite{' (quick)' if quick else ''} on {jax.devices()[0]}")
+    h.header("nn", quick)
     n_mem = (3 if quick else 12) + (1 if quick else 2)
     n_dyn = 2 * len(SYSTEMS)
     n_dens = (1 if quick else 2) * 5
@@ -933,19 +898,19 @@ def run(*, quick: bool) -> dict:
         + _density_floors(density)
         + _lipschitz_floors(lipschitz)
     )
-    h.say("\nFloors (reported, never enforced):")
-    for floor in floors:
-        floor.report()
-    results = dict(
-        suite="nn",
-        quick=quick,
-        machine=h.machine_info(),
-        section_wall_s=walls,
-        memory=memory,
-        dynamics=dynamics,
-        density=density,
-        lipschitz=lipschitz,
-        floors=[f.to_json() for f in floors],
+    return h.finish(
+        "nn",
+        quick,
+        dict(
+            section_wall_s=walls,
+            memory=memory,
+            dynamics=dynamics,
+            density=density,
+            lipschitz=lipschitz,
+        ),
+        floors,
+        lambda suffix: report.write_plots(memory, dynamics, density, lipschitz, suffix),
+        to_json=_without_densities,
         notes=dict(
             memory="XLA memory_analysis of the compiled gradient (float32): temp = scratch "
             "(activations), argument = parameters + batch, output = gradients. 'reversible "
@@ -967,8 +932,3 @@ def run(*, quick: bool) -> dict:
             "point (8 starts, spread 1)",
         ),
     )
-    suffix = "_quick" if quick else ""
-    path = h.write_json(f"nn{suffix}", _without_densities(results))
-    pngs = report.write_plots(memory, dynamics, density, lipschitz, suffix)
-    h.say(f"\nwrote {path.relative_to(path.parents[2])}" + "".join(f", {p.name}" for p in pngs))
-    return results
