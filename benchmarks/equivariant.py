@@ -64,7 +64,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from importlib import metadata
 
 import equinox as eqx
 import jax
@@ -101,10 +100,6 @@ def _eq(name: str):
     raise ImportError(f"structjax.equivariant has no `{name}`")
 
 
-def _cast(tree, dtype):
-    return jax.tree_util.tree_map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree)
-
-
 def _nparams(model) -> int:
     return int(
         sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
@@ -122,13 +117,6 @@ def _quiet():
 # --- peers ------------------------------------------------------------------------------------
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _peers() -> dict:
     """Import each peer; an import that fails is reported with its error, never faked."""
     out = {}
@@ -142,10 +130,10 @@ def _peers() -> dict:
             with _quiet():
                 for m in modules:
                     importlib.import_module(m)
-            out[label] = dict(available=True, version=_version(dist),
+            out[label] = dict(available=True, version=h._version(dist),
                               import_s=time.perf_counter() - start)  # fmt: skip
         except Exception as e:  # noqa: BLE001 -- any failure to import is the finding
-            out[label] = dict(available=False, version=_version(dist),
+            out[label] = dict(available=False, version=h._version(dist),
                               error=f"{type(e).__name__}: {e}")  # fmt: skip
     if not out["escnn"]["available"]:
         out["escnn"]["note"] = _ESCNN_NOTE
@@ -365,7 +353,7 @@ def _errors(layer, rep_in, rep_out, x32, key, float64: bool) -> dict:
     out = dict(error_float32=float(e32), error_float64=None)
     if float64:
         out["error_float64"] = float(check.equivariance_error(
-            _cast(layer, F64), group, x32.astype(F64), key, rep_in=rep_in, rep_out=rep_out
+            h.cast(layer, F64), group, x32.astype(F64), key, rep_in=rep_in, rep_out=rep_out
         ))  # fmt: skip
     return out
 
@@ -658,17 +646,6 @@ def _he_init(model, key):
     return eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
 
 
-def _digits_data():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    # 8x8 -> 9x9 (a zero row below, a zero column right): the pixel grid has a centre pixel,
-    # so rotations by 90 degrees about it permute pixels exactly
-    x = np.pad((x / 16.0).reshape(-1, 8, 8), ((0, 0), (0, 1), (0, 1)))[:, None]
-    return train_test_split(x.astype(np.float32), y, test_size=0.25, random_state=0, stratify=y)
-
-
 def _rotation(theta):
     c, s = jnp.cos(theta), jnp.sin(theta)
     return jnp.stack([jnp.stack([c, -s]), jnp.stack([s, c])])
@@ -686,35 +663,16 @@ def _rotated(x, thetas):
     return _rotate_batch()(jnp.asarray(thetas, F32), jnp.asarray(x))
 
 
-def _train_loop(model, loss, steps: int, lr: float, batches):
-    """Adam on a cosine schedule; a Python loop over one jitted step (see the module doc)."""
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt = optax.adam(optax.cosine_decay_schedule(lr, steps, 0.01))
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def step(p, state, batch):
-        value, grad = jax.value_and_grad(lambda q: loss(eqx.combine(q, static), batch))(p)
-        updates, state = opt.update(grad, state, p)
-        return optax.apply_updates(p, updates), state, value
-
-    start = time.perf_counter()
-    state, values = opt.init(params), []
-    for i in range(steps):
-        params, state, value = step(params, state, batches[i])
-        values.append(value)
-    losses = np.asarray(jax.block_until_ready(jnp.stack(values)))
-    return eqx.combine(params, static), losses, time.perf_counter() - start
-
-
 def _digits(quick: bool, progress) -> dict:
     steps, batch, lr = (250, 32, 3e-3) if quick else (1500, 64, 3e-3)
-    x_tr, x_te, y_tr, y_te = _digits_data()
-    xtr, ytr = jnp.asarray(x_tr), jnp.asarray(y_tr)
+    # 8x8 -> 9x9 (a zero row below, a zero column right): the pixel grid has a centre pixel,
+    # so rotations by 90 degrees about it permute pixels exactly
+    (xtr, ytr), (x_up, y_te) = h.digits(pad_to=9)
+    x_te = np.asarray(x_up)
     rng = np.random.default_rng(0)
-    batches = jnp.asarray(rng.integers(0, len(x_tr), (steps, batch)))
+    batches = jnp.asarray(rng.integers(0, len(xtr), (steps, batch)))
     quarter = rng.integers(0, 4, len(x_te))
     angles = rng.uniform(0, 2 * np.pi, len(x_te))
-    x_up = jnp.asarray(x_te)
     x_rot90 = jnp.asarray(
         np.stack([np.rot90(im, k, axes=(-2, -1)) for im, k in zip(x_te, quarter)])
     )
@@ -723,7 +681,7 @@ def _digits(quick: bool, progress) -> dict:
     x_grid = {int(a): _rotated(x_te, np.full(len(x_te), np.deg2rad(a))) for a in grid}
     rotate_image = _eq("rotate_image")
     scalar_field = _eq("FieldType")(se.SO(2), [0])
-    out = dict(steps=steps, batch=batch, learning_rate=lr, train=len(x_tr), test=len(x_te),
+    out = dict(steps=steps, batch=batch, learning_rate=lr, train=len(xtr), test=len(x_te),
                kernel=3, image=9, trained_on="upright digits only",
                angle_grid_deg=grid.tolist(), nets={})  # fmt: skip
 
@@ -732,7 +690,9 @@ def _digits(quick: bool, progress) -> dict:
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, ytr[idx]))
 
     for name, (model, group) in _digit_nets(quick).items():
-        model, losses, wall = _train_loop(model, loss, steps, lr, batches)
+        # a Python loop over one jitted step (see the module doc)
+        model, losses, wall = h.train(model, loss, h.adam_cosine(lr, steps), batches,
+                                      steps=steps, loop=True)  # fmt: skip
         predict = jax.jit(lambda m, x: jnp.argmax(jax.vmap(m)(x), -1))
 
         def acc(x, model=model, predict=predict):
@@ -837,26 +797,6 @@ def _crosscheck_emlp(task: dict, peers: dict) -> float | None:
     return float(np.max(np.abs(task["target"](np.asarray(ds.X)) - ref)) / np.max(np.abs(ref)))
 
 
-def _fit_scan(model, loss, steps: int, lr: float, batches):
-    """Adam on a cosine schedule, all steps in one `lax.scan` in one jit (no convolutions)."""
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt = optax.adam(optax.cosine_decay_schedule(lr, steps, 0.01))
-
-    @jax.jit
-    def train(p):
-        def body(carry, batch):
-            p, state = carry
-            value, grad = jax.value_and_grad(lambda q: loss(eqx.combine(q, static), batch))(p)
-            updates, state = opt.update(grad, state, p)
-            return (optax.apply_updates(p, updates), state), value
-
-        return jax.lax.scan(body, (p, opt.init(p)), batches)
-
-    start = time.perf_counter()
-    (params, _), losses = jax.block_until_ready(train(params))
-    return eqx.combine(params, static), np.asarray(losses), time.perf_counter() - start
-
-
 def _regression(quick: bool, peers: dict, progress) -> dict:
     if quick:
         sizes, n_test, steps, width, depth = (1000,), 500, 400, 64, 2
@@ -894,7 +834,8 @@ def _regression(quick: bool, peers: dict, progress) -> dict:
                              key=jax.random.key(0))  # fmt: skip
             models = {}
             for mname, model in (("EMLP (ours)", emlp), ("MLP", mlp)):
-                trained, losses, wall = _fit_scan(model, loss, steps, lr, batches)
+                # all steps in one lax.scan in one jit (no convolutions)
+                trained, losses, wall = h.train(model, loss, h.adam_cosine(lr, steps), batches)
                 pred = jax.jit(jax.vmap(trained))(xte)[:, 0]
                 key = jax.random.key(41)
                 x0 = xte[0]
@@ -903,7 +844,7 @@ def _regression(quick: bool, peers: dict, progress) -> dict:
                 inv64 = None
                 if not quick and mname.startswith("EMLP"):
                     inv64 = float(check.equivariance_error(
-                        _cast(trained, F64), group, x0.astype(F64), key, rep_in=rep_in,
+                        h.cast(trained, F64), group, x0.astype(F64), key, rep_in=rep_in,
                         rep_out=lambda g, y: y,
                     ))  # fmt: skip
                 models[mname] = dict(
@@ -1043,7 +984,7 @@ def _floors(peer: dict, conv: dict, certs: dict, digits: dict, regression: dict)
 
 def run(*, quick: bool) -> dict:
     """Run the suite; print tables and floors; write JSON and PNGs under results/."""
-    h.say(f"equivariant suite{' (quick)' if quick else ''} on {jax.devices()[0]}")
+    h.header("equivariant", quick)
     loads = dict(start=os.getloadavg())
     start = time.perf_counter()
     peers = _peers()
@@ -1081,22 +1022,15 @@ def run(*, quick: bool) -> dict:
 
     report.print_tables(peers, peer, conv, certs, digits, regression)
     floors = _floors(peer, conv, certs, digits, regression)
-    h.say("\nFloors (reported, never enforced):")
-    for floor in floors:
-        floor.report()
-    results = dict(
-        suite="equivariant",
-        quick=quick,
-        machine=h.machine_info(),
-        peers=peers,
-        section_wall_s=walls,
-        load_average=loads,
-        peer_comparison=peer,
-        convolutions=conv,
-        certificates=certs,
-        digits=digits,
-        regression=regression,
-        floors=[f.to_json() for f in floors],
+    results = dict(peers=peers, section_wall_s=walls, load_average=loads, peer_comparison=peer,
+                   convolutions=conv, certificates=certs, digits=digits,
+                   regression=regression)  # fmt: skip
+    return h.finish(
+        "equivariant",
+        quick,
+        results,
+        floors,
+        lambda suffix: report.write_plots(peer, conv, certs, digits, regression, suffix),
         notes=dict(
             basis="count: the number of equivariant basis elements (for direct sums, summed over "
             "pairs of components with their multiplicities: the weights of EquivariantLinear; "
@@ -1133,8 +1067,3 @@ def run(*, quick: bool) -> dict:
             "slow down by large factors, so compare times within one run only",
         ),
     )
-    suffix = "_quick" if quick else ""
-    path = h.write_json(f"equivariant{suffix}", results)
-    pngs = report.write_plots(peer, conv, certs, digits, regression, suffix)
-    h.say(f"\nwrote {path.relative_to(path.parents[2])}" + "".join(f", {p.name}" for p in pngs))
-    return results
