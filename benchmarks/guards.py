@@ -73,15 +73,7 @@ def _adam_loss(p):
 def _adam_run(checks: bool, n: int, steps: int):
     ms, params = _adam_params(checks, n)
     opt = riemannian_adam(1e-2, manifolds=ms, checks=checks)
-
-    def run(p, st):
-        def body(carry, _):
-            p, st = carry
-            u, st = opt.update(jax.grad(_adam_loss)(p), st, p)
-            return (optax.apply_updates(p, u), st), None
-
-        return jax.lax.scan(body, (p, st), length=steps)[0]
-
+    run = h.train_steps(lambda p, _: _adam_loss(p), opt, steps=steps, record=False)
     state = opt.init(params)
     compiled, _ = h.compile_fn(run, params, state)
     return compiled, (params, state)
@@ -134,7 +126,9 @@ def _guard_cost_solve(quick: bool) -> dict:
     for label, problem in (("VelocityVerlet, 64-dof chain", _chain_problem(64)),
                            ("GaussLegendre(2), pendulum", _pendulum_problem())):  # fmt: skip
         n = steps if "Verlet" in label else steps // 4
-        cases = {name: _solve_run(problem, name == "guarded", n) for name in ("guarded", "unguarded")}
+        cases = {
+            name: _solve_run(problem, name == "guarded", n) for name in ("guarded", "unguarded")
+        }
         best, ratio = _ratio(cases, rounds)
         out[label] = dict(steps=n, step_s={k: v / n for k, v in best.items()}, ratio=ratio)
     return out
@@ -203,7 +197,7 @@ def _leaves(quick: bool) -> dict:
 # --- run --------------------------------------------------------------------------------------
 
 
-def _plot(floors: list, suffix: str) -> None:
+def _plot(floors: list, suffix: str):
     plt = h.pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.6))
     names = [f.name for f in floors]
@@ -217,7 +211,7 @@ def _plot(floors: list, suffix: str) -> None:
     ax.set_xlabel("ratio to the reference in the same run (black bar: floor)")
     ax.set_title("structjax guards and many-leaf optimisers (float32, lower is better)")
     ax.invert_yaxis()
-    h.save_figure(fig, f"guards{suffix}")
+    return h.save_figure(fig, f"guards{suffix}")
 
 
 def run(*, quick: bool) -> dict:
@@ -255,17 +249,10 @@ def run(*, quick: bool) -> dict:
         h.Floor("200 leaves, step", leaves["step_ratio"], _STEP_FLOOR,
                 "riemannian_adam / optax.adam step time"),
     ]  # fmt: skip
-    h.say("")
-    for f in floors:
-        f.report()
-    suffix = "_quick" if quick else ""
-    _plot(floors, suffix)
-    results = dict(
-        machine=h.machine_info(),
-        quick=quick,
-        guard_cost=dict(riemannian_adam=adam, solve_fixed=solve),
-        leaves=leaves,
-        floors=[f.to_json() for f in floors],
+    return h.finish(
+        "guards",
+        quick,
+        dict(guard_cost=dict(riemannian_adam=adam, solve_fixed=solve), leaves=leaves),
+        floors,
+        lambda suffix: [_plot(floors, suffix)],
     )
-    h.write_json(f"guards{suffix}", results)
-    return results
