@@ -14,205 +14,110 @@ integrators against diffrax's adaptive Runge–Kutta methods.
 """
 
 import math
-import time
 
 import diffrax
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
 import structjax.integrators as si
-from structjax.check import lie_group_error
+import structjax.problems as sp
+from structjax.benchmark import Setup, work_precision
 
 from . import _harness as h
 
-INERTIA = jnp.array([1.0, 2.0, 3.5])
 _GL_FLOOR = 3.0
 
 
-def _timed(fn, *args):
-    """Compile, then the best of two calls: (output, seconds)."""
-    compiled, _ = h.compile_fn(fn, *args)
-    jax.block_until_ready(compiled(*args))
-    best = math.inf
-    for _ in range(2):
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        best = min(best, time.perf_counter() - start)
-    return out, best
+def _rows(res, invariant) -> list[dict]:
+    """Rows of one work-precision set: error at the end, wall time, `invariant(row)`."""
+    return [
+        dict(method=r["setup"], param=r["param"], error=r["final_error"], wall_s=r["wall_s"],
+             group_error=invariant(r), steps=r["steps"], ok=r["ok"])
+        for r in res.rows
+    ]  # fmt: skip
 
 
-# --- 1. rigid body ---------------------------------------------------------------------------
+# --- 1. rigid body and heavy top ----------------------------------------------------------
 
 
-def _hat(w):
-    z = jnp.zeros_like(w[0])
-    return jnp.array([[z, -w[2], w[1]], [w[2], z, -w[0]], [-w[1], w[0], z]])
-
-
-def _rigid_algebra(t, y, args):
-    a = _hat(-y[1][:, 0] / INERTIA)
-    return a, a
-
-
-def _rigid_embedded(t, y, args):
-    return jax.tree_util.tree_map(lambda m, v: m @ v, _rigid_algebra(t, y, args), y)
-
-
-Y0 = (jnp.eye(3), jnp.array([[0.3], [1.0], [-0.4]]))
-
-
-def _error(y, ref) -> float:
-    return max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(y, ref))
+def _lie_setups(quick: bool) -> list[Setup]:
+    """RKMK4 and Crouch–Grossman 3 against Tsit5 and Dopri8 (quick: RKMK4 and Dopri8)."""
+    if quick:
+        return [Setup(si.RKMK(4), dts=(0.2, 0.05), name="RKMK4"),
+                Setup(diffrax.Dopri8(), tols=(1e-6, 1e-10), name="diffrax Dopri8")]  # fmt: skip
+    dts, tols = (0.2, 0.1, 0.05, 0.025), (1e-6, 1e-8, 1e-10, 1e-12)
+    return [
+        Setup(si.RKMK(4), dts=dts, name="RKMK4"),
+        Setup(si.CrouchGrossman3(), dts=dts, name="CrouchGrossman3"),
+        Setup(diffrax.Tsit5(), tols=tols, name="diffrax Tsit5"),
+        Setup(diffrax.Dopri8(), tols=tols, name="diffrax Dopri8"),
+    ]
 
 
 def rigid_body(quick: bool) -> dict:
-    out = _lie_race(_rigid_algebra, Y0, 20.0 if quick else 200.0,
-                    lambda y: float(lie_group_error("SO", y[0])))  # fmt: skip
-    return dict(out, drift=_so3_drift(quick))
-
-
-_CHI, _MGL = jnp.array([0.0, 0.0, 1.0]), 2.0
-Z0 = jnp.array([[0.3], [1.0], [-0.4], [0.6], [0.0], [0.8]])
-
-
-def _heavy_top_algebra(t, z, args):
-    """Euler–Poisson equations of the heavy top, z = (m, Gamma):
-    m' = m x w + Mgl Gamma x chi, Gamma' = Gamma x w, w = I^-1 m, as z' = A(z) z with
-    A = [[hat(-w), hat(-Mgl chi)], [0, hat(-w)]] (a Lie algebra whose group keeps the
-    Casimirs |Gamma|^2 and m . Gamma)."""
-    w = z[:3, 0] / INERTIA
-    top = jnp.concatenate([_hat(-w), _hat(-_MGL * _CHI)], axis=1)
-    bottom = jnp.concatenate([jnp.zeros((3, 3)), _hat(-w)], axis=1)
-    return jnp.concatenate([top, bottom], axis=0)
-
-
-def _casimir_error(z) -> float:
-    return max(abs(float(jnp.sum(z[3:] ** 2) - jnp.sum(Z0[3:] ** 2))),
-               abs(float(jnp.sum(z[:3] * z[3:]) - jnp.sum(Z0[:3] * Z0[3:]))))  # fmt: skip
+    """Lie-group methods at fixed steps against diffrax's adaptive RK on the embedded matrix
+    ODE: error at t1 (against the problem's Dopri8 reference), wall time, the distance from
+    SO(3) at the end; and that distance along a long run at one fixed step."""
+    pb = sp.free_rigid_body(t1=20.0 if quick else 200.0)
+    res = work_precision(pb, _lie_setups(quick), samples=1, runs=2, progress=False)
+    rows = _rows(res, lambda r: r["invariants"]["orthogonality"]["max_error"])
+    return dict(t1=pb.t1, rows=rows, drift=_so3_drift(quick))
 
 
 def heavy_top(quick: bool) -> dict:
     # t = 20 in both modes: the top is chaotic here, and by t = 200 every method's error at
     # the end is O(1); the Casimirs are the structure measured.
-    return _lie_race(_heavy_top_algebra, Z0, 20.0, _casimir_error)
+    pb = sp.heavy_top(t1=20.0)
+    res = work_precision(pb, _lie_setups(quick), samples=1, runs=2, progress=False)
 
+    def casimirs(r):
+        inv = r["invariants"]
+        return max(inv["casimir_gamma"]["max_error"], inv["casimir_m_gamma"]["max_error"])
 
-def _lie_race(algebra, y0, t1, invariant) -> dict:
-    """Lie-group methods at fixed steps against diffrax's adaptive RK on the embedded ODE:
-    error at t1 (against Dopri8 at 1e-14), wall time, and `invariant(y)` (the distance from
-    the group, or the Casimirs' error) at the end."""
-
-    def embedded_vf(t, y, args):
-        return jax.tree_util.tree_map(lambda m, v: m @ v, algebra(t, y, args), y)
-
-    embedded = diffrax.ODETerm(embedded_vf)
-    Y0 = y0  # noqa: N806
-    tight = diffrax.PIDController(rtol=1e-14, atol=1e-14)
-    ref = diffrax.diffeqsolve(embedded, diffrax.Dopri8(), 0.0, t1, 0.01, Y0, max_steps=10**7,
-                              stepsize_controller=tight)  # fmt: skip
-    ref = jax.tree_util.tree_map(lambda a: a[-1], ref.ys)
-    rows = []
-    term = diffrax.ODETerm(algebra)
-    for name, make in [("RKMK4", lambda: si.RKMK(4)), ("CrouchGrossman3", si.CrouchGrossman3)]:
-        for dt in (0.2, 0.1, 0.05, 0.025):
-            n = round(t1 / dt)
-
-            def go(y, s=make(), n=n, dt=dt):
-                return si.solve_fixed(term, s, y, dt=dt, num_steps=n).y1
-
-            y, wall = _timed(go, Y0)
-            rows.append(dict(method=name, param=dt, error=_error(y, ref), wall_s=wall,
-                             group_error=invariant(y)))  # fmt: skip
-    for name, solver in [("diffrax Tsit5", diffrax.Tsit5()), ("diffrax Dopri8", diffrax.Dopri8())]:
-        for tol in (1e-6, 1e-8, 1e-10, 1e-12):
-
-            def run(y, solver=solver, tol=tol):
-                return diffrax.diffeqsolve(embedded, solver, 0.0, t1, 0.01, y, max_steps=10**7,
-                    stepsize_controller=diffrax.PIDController(rtol=tol, atol=tol)).ys  # fmt: skip
-
-            ys, wall = _timed(run, Y0)
-            y = jax.tree_util.tree_map(lambda a: a[-1], ys)
-            rows.append(dict(method=name, param=tol, error=_error(y, ref), wall_s=wall,
-                             group_error=invariant(y)))  # fmt: skip
-    return dict(t1=t1, rows=rows)
+    return dict(t1=pb.t1, rows=_rows(res, casimirs))
 
 
 def _so3_drift(quick: bool) -> dict:
-    """The distance from SO(3) along a long rigid-body run at one fixed step."""
-    n_long = 10_000 if quick else 100_000
-    every = n_long // 100
-    drift = {}
-    for name, solver, tm in [("RKMK4", si.RKMK(4), diffrax.ODETerm(_rigid_algebra)),
-                             ("Tsit5 (same fixed step)", diffrax.Tsit5(),
-                              diffrax.ODETerm(_rigid_embedded))]:  # fmt: skip
-        out = jax.jit(lambda y, solver=solver, tm=tm: si.solve_fixed(
-            tm, solver, y, dt=0.05, num_steps=n_long, save_every=every).ys)(Y0)  # fmt: skip
-        drift[name] = np.asarray(lie_group_error("SO", out[0])).tolist()
-    return dict(dt=0.05, steps=n_long, every=every, error=drift)
+    """The distance from SO(3) along a long rigid-body run at one fixed step, RKMK4 against
+    Tsit5 at the same step (a fixed-step Setup of a diffrax solver)."""
+    dt, n_long = 0.05, 10_000 if quick else 100_000
+    pb = sp.free_rigid_body(t1=dt * n_long)
+    setups = [Setup(si.RKMK(4), dts=[dt], name="RKMK4"),
+              Setup(diffrax.Tsit5(), dts=[dt], name="Tsit5 (same fixed step)")]  # fmt: skip
+    res = work_precision(pb, setups, samples=100, runs=1, reference=False, progress=False)
+    error = {r["setup"]: s["orthogonality"][1:] for r, s in zip(res.rows, res.series)}
+    return dict(dt=dt, steps=n_long, every=n_long // 100, error=error)
 
 
 # --- 2. double pendulum ----------------------------------------------------------------------
 
 
-def _double_pendulum(q, p, args):
-    """Unit masses and lengths, g = 1, angles from the downward vertical, canonical momenta
-    (e.g. Goldstein, *Classical Mechanics*, or the standard Lagrangian-to-Hamiltonian
-    transform): $H = \\frac{p_1^2 + 2p_2^2 - 2p_1p_2\\cos\\Delta}{2(1 + \\sin^2\\Delta)} -
-    2\\cos\\theta_1 - \\cos\\theta_2$, $\\Delta = \\theta_1 - \\theta_2$. Not separable."""
-    d = q[0] - q[1]
-    kinetic = (p[0] ** 2 + 2 * p[1] ** 2 - 2 * p[0] * p[1] * jnp.cos(d)) / (
-        2 * (1 + jnp.sin(d) ** 2)
-    )
-    return kinetic - 2 * jnp.cos(q[0]) - jnp.cos(q[1])
-
-
 def double_pendulum(quick: bool) -> dict:
+    """Gauss–Legendre 4 and 6 (fixed-point and Newton stages) against Dopri8 at several
+    tolerances: the largest relative energy error over the run against wall time."""
     # Small oscillation: the slow normal mode has omega^2 = 2 - sqrt(2).
     period = 2 * math.pi / math.sqrt(2 - math.sqrt(2))
     periods = 100 if quick else 10_000
-    t1 = periods * period
-    samples = 1000
-    y0 = (jnp.array([0.3, 0.3]), jnp.array([0.0, 0.0]))
-    e0 = float(_double_pendulum(*y0, None))
-    term = si.HamiltonianTerm(_double_pendulum)
-
-    def energy_err(qs, ps):
-        e = jax.vmap(lambda q, p: _double_pendulum(q, p, None))(qs, ps)
-        return float(jnp.max(jnp.abs(e - e0)) / abs(e0))
-
-    rows = []
+    pb = sp.double_pendulum(angles=(0.3, 0.3), t1=periods * period)
     newton = optx.Newton(rtol=1e-13, atol=1e-13)
-    for label, stages, finder, dts in [
-        ("GaussLegendre4", 2, None, (0.2, 0.1)),  # fixed-point stages (the default)
-        ("GaussLegendre4 (Newton)", 2, newton, (0.2,)),
-        ("GaussLegendre6", 3, None, (0.4, 0.2)),
-    ]:
-        for dt in dts:
-            n = round(t1 / dt)
-            every = max(1, n // samples)
-            n = every * (n // every)
-
-            def go(y, s=stages, f=finder, n=n, dt=dt, every=every):
-                return si.solve_fixed(term, si.GaussLegendre(s, f), y, dt=dt, num_steps=n,
-                                      save_every=every).ys  # fmt: skip
-
-            ys, wall = _timed(go, y0)
-            rows.append(dict(method=label, param=dt, energy_error=energy_err(*ys), wall_s=wall,
-                             steps=n))  # fmt: skip
-    for tol in (1e-9, 1e-10, 1e-11, 1e-12):
-
-        def run(y, tol=tol):
-            sol = diffrax.diffeqsolve(term, diffrax.Dopri8(), 0.0, t1, 0.1, y, max_steps=10**8,
-                stepsize_controller=diffrax.PIDController(rtol=tol, atol=tol),
-                saveat=diffrax.SaveAt(ts=jnp.linspace(0.0, t1, samples)))  # fmt: skip
-            return sol.ys, sol.stats["num_steps"]
-
-        (ys, steps), wall = _timed(run, y0)
-        rows.append(dict(method="diffrax Dopri8", param=tol, energy_error=energy_err(*ys),
-                         wall_s=wall, steps=int(steps)))  # fmt: skip
-    return dict(periods=periods, t1=t1, rows=rows)
+    setups = [
+        Setup(si.GaussLegendre(2), dts=(0.2,) if quick else (0.2, 0.1), name="GaussLegendre4"),
+        Setup(si.GaussLegendre(3), dts=(0.4,) if quick else (0.4, 0.2), name="GaussLegendre6"),
+        Setup(diffrax.Dopri8(), tols=(1e-9, 1e-10, 1e-11, 1e-12), name="diffrax Dopri8"),
+    ]
+    if not quick:
+        setups.insert(
+            1, Setup(si.GaussLegendre(2, newton), dts=(0.2,), name="GaussLegendre4 (Newton)")
+        )
+    res = work_precision(pb, setups, samples=1000, runs=2, max_steps=10**8, reference=False,
+                         progress=False)  # fmt: skip
+    rows = [
+        dict(method=r["setup"], param=r["param"], steps=r["steps"], wall_s=r["wall_s"],
+             energy_error=r["invariants"]["energy"]["max_error"])
+        for r in res.rows
+    ]  # fmt: skip
+    return dict(periods=periods, t1=pb.t1, rows=rows)
 
 
 def gl_floor(dp: dict) -> h.Floor:

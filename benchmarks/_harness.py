@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from structjax.benchmark._work_precision import _jsonable as jsonable
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Quick runs write here (git ignores it), so trying the main job leaves the tracked results
 # and `git status` alone.
@@ -234,18 +236,7 @@ def machine_info() -> dict:
     )
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray | jax.Array):
-        return _jsonable(np.asarray(x).tolist())
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None  # JSON has no nan/inf
-    return x
+_jsonable = jsonable  # one JSON conversion, the package's (structjax.benchmark)
 
 
 def write_json(name: str, data: dict) -> Path:

@@ -1,22 +1,23 @@
 """Integrators suite: structjax's splitting methods against diffrax and a hand-written loop.
 
-`python -m benchmarks integrators [--quick]`. On five Hamiltonian systems (Kepler, Hénon–
-Heiles, pendulum, outer solar system, FPUT chain; see `_hamiltonians.py`) it runs
+`python -m benchmarks integrators [--quick]`, a thin script over `structjax.benchmark`: on five
+Hamiltonian systems of `structjax.problems` (Kepler, Hénon–Heiles, pendulum, outer solar
+system, FPUT chain) it runs `work_precision` with
 
-- every structjax splitting method through `solve_fixed`, at several step sizes;
-- a hand-written FSAL velocity Verlet `lax.scan`: the speed limit of a fixed-step loop;
-- diffrax's adaptive Tsit5, Dopri5, Dopri8 (`PIDController`, rtol = atol) on the joint
-  first-order system, at several tolerances;
-- diffrax's fixed-step SemiImplicitEuler and LeapfrogMidpoint, and structjax's
-  VelocityVerlet through `diffrax.diffeqsolve` (the cost of diffrax's loop);
+- structjax's splitting methods at several step sizes (`solve_fixed`);
+- diffrax's adaptive Tsit5, Dopri5, Dopri8 (`PIDController`, rtol = atol) at several
+  tolerances, on the problem's first-order term;
+- (full run) diffrax's fixed-step SemiImplicitEuler and LeapfrogMidpoint;
 
-and reports per run the force evaluations, wall time (compile time apart), the maximum
-relative energy error over the sampled trajectory, and the phase-space error at the end
-against a reference. Then a stage-loop study (`stage_loop="scan"` against `"unroll"`) and the
-floors, each printed PASS or MISS: they report, they never fail the run.
+and reports per run the force evaluations, wall time (compile apart), the largest relative
+energy error over the sampled trajectory, and the phase-space error at the end against the
+problem's reference. Then the speed limit of a fixed-step loop (`solve_fixed` against a
+hand-written FSAL velocity Verlet `lax.scan`, and `diffrax.diffeqsolve`), a stage-loop study
+(`stage_loop="scan"` against `"unroll"`), the geometric part (`_geometric.py`), and the floors,
+each printed PASS or MISS: they report, they never fail the run.
 """
 
-import functools
+import dataclasses
 import math
 
 import diffrax
@@ -25,10 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import structjax.integrators as si
-from structjax.check import energy_error
+import structjax.problems as sp
+from structjax.benchmark import Setup, work_precision
 from structjax.integrators._methods import ALL_METHODS
 
-from . import _geometric as geo, _hamiltonians as hm, _harness as h, _integrators_report as report
+from . import _geometric as geo, _harness as h, _integrators_report as report
 
 _QUICK_METHODS = (si.VelocityVerlet, si.BlanesMoan4, si.KahanLi8)
 # Tsitouras 2011 (Comput. Math. Appl. 62:770), Dormand & Prince 1980 (J. Comput. Appl. Math.
@@ -36,36 +38,116 @@ _QUICK_METHODS = (si.VelocityVerlet, si.BlanesMoan4, si.KahanLi8)
 _ADAPTIVE = (diffrax.Tsit5, diffrax.Dopri5, diffrax.Dopri8)
 _TOLERANCES = (1e-6, 1e-8, 1e-10, 1e-12, 1e-13, 1e-14)
 _ENERGY_TARGET = 1e-10  # floor (2)
-# Saving a trajectory costs diffrax's loop ~0.7 us/step here: skip longer fixed-step runs.
-_MAX_FIXED_DIFFRAX_STEPS = 1_000_000
 
 
-def _sample_times(problem):
-    return np.linspace(0.0, problem.t_final, problem.samples + 1)  # ends exactly at t_final
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A problem of the library, how finely its trajectory is sampled, and the work levels:
+    force evaluations per sample interval; a method with `f` per step runs with
+    `s = max(1, round(w / f))` steps per interval for each `w`, so that all methods span the
+    same range of cost."""
+
+    problem: sp.Problem
+    samples: int
+    work: tuple[int, ...]
+
+    @property
+    def interval(self) -> float:
+        return self.problem.t1 / self.samples
 
 
-def _last(ys):
-    return jax.tree_util.tree_map(lambda y: y[-1], ys)
+def cases(quick: bool) -> list[Case]:
+    """The problems of the sweep (quick: Kepler, the outer solar system, FPUT)."""
+    q = quick
+    out = [
+        # A prime number of samples: successive orbits are sampled at different phases, so
+        # the largest energy error sees the pericentre passages.
+        Case(sp.kepler(eccentricity=0.6, orbits=20 if q else 1000), 157 if q else 7919,
+             (64, 512) if q else (16, 32, 64, 128, 256, 512, 1024)),
+        # Hénon–Heiles is chaotic at H = 1/8: a 1e-12 perturbation grows ~2000-fold by t = 100,
+        # so the run stops there for the end state to stay comparable with the reference.
+        Case(sp.henon_heiles(t1=20.0 if q else 100.0), 200 if q else 1000,
+             (4, 32) if q else (2, 4, 8, 16, 32, 64, 128, 256)),
+        Case(sp.pendulum(t1=100.0 if q else 1000.0), 499 if q else 4999,
+             (4, 32) if q else (2, 4, 8, 16, 32, 64, 128, 256)),
+        Case(sp.outer_solar_system(t1=20_000.0 if q else 200_000.0), 200 if q else 2000,
+             (2, 16) if q else (1, 2, 4, 8, 16, 32, 64, 128)),
+        Case(sp.fpu(particles=64, t1=200.0 if q else 2000.0), 200 if q else 2000,
+             (4, 32) if q else (2, 4, 8, 16, 32, 64, 128, 256)),
+    ]  # fmt: skip
+    return (
+        [c for c in out if c.problem.name in ("kepler", "outer_solar_system", "fpu")] if q else out
+    )
 
 
-# --- the contenders, each `f(y0, x) -> (ys, steps, ok)` with x a step or a tolerance ----
+def setups(case: Case, quick: bool) -> list[Setup]:
+    """The contenders on one problem."""
+    out = []
+    for cls in _QUICK_METHODS if quick else ALL_METHODS:
+        f = cls.tableau.force_evaluations
+        steps = sorted({max(1, round(w / f)) for w in case.work})
+        out.append(Setup(cls(), dts=[case.interval / s for s in steps], name=cls.__name__))
+    if not quick:
+        dts = [case.interval / w for w in case.work if case.samples * w <= 1_000_000]
+        out += [
+            Setup(diffrax.SemiImplicitEuler(), dts=dts, name="diffrax SemiImplicitEuler"),
+            Setup(diffrax.LeapfrogMidpoint(), dts=dts, name="diffrax LeapfrogMidpoint"),
+        ]
+    for cls in _ADAPTIVE[::2] if quick else _ADAPTIVE:
+        tols = (1e-8, 1e-12) if quick else _TOLERANCES
+        out.append(Setup(cls(), tols=tols, name=f"diffrax {cls.__name__}"))
+    return out
 
 
-def _structjax_fn(problem, solver, s: int):
-    terms, n = problem.terms, problem.samples * s
-
-    def f(y0, dt):
-        ys = si.solve_fixed(terms, solver, y0, dt=dt, num_steps=n, save_every=s).ys
-        return ys, jnp.asarray(n), jnp.asarray(True)
-
-    return f
+def _family(setup: Setup) -> str:
+    if isinstance(setup.solver, si.AbstractStructuredSolver):
+        return "structjax"
+    return "diffrax-adaptive" if setup.adaptive else "diffrax-fixed"
 
 
-def verlet_scan(problem, y0, dt, num_steps: int, save_every: int | None = None, unroll: int = 1):
+def _rows(case: Case, res, families: dict) -> list[dict]:
+    """The work-precision rows in the suite's table schema."""
+    out = []
+    for r in res.rows:
+        out.append(
+            dict(
+                problem=case.problem.name,
+                method=r["setup"],
+                family=families[r["setup"]],
+                order=r["order"],
+                param_name="rtol=atol" if r["kind"] == "tol" else "dt",
+                param=r["param"] if r["kind"] == "tol" else r["dt"],
+                steps=r["steps"],
+                force_evals=r["evaluations"],
+                wall_s=r["wall_s"],
+                wall_min_s=r["wall_min_s"],
+                calls=r["runs"],
+                compile_s=r["compile_s"],
+                ok=r["ok"],
+                energy_error=r["invariants"]["energy"]["max_error"],
+                energy_drift=r["invariants"]["energy"]["drift"],
+                phase_error=r["final_error"],
+            )
+        )
+    return out
+
+
+# --- the speed limit: solve_fixed against a hand-written loop --------------------------
+
+
+def _force_velocity(problem: sp.Problem):
+    """-dV/dq and dT/dp of a separable H, from the problem's H (the other argument is a
+    constant that XLA folds away)."""
+    hamiltonian, (q0, p0) = problem.hamiltonian, problem.y0
+    force = lambda q: -jax.grad(hamiltonian, argnums=0)(q, jnp.zeros_like(p0), None)  # noqa: E731
+    velocity = lambda p: jax.grad(hamiltonian, argnums=1)(jnp.zeros_like(q0), p, None)  # noqa: E731
+    return force, velocity
+
+
+def verlet_scan(problem, y0, dt, num_steps: int, unroll: int = 1):
     """Velocity Verlet written out by hand as a `lax.scan`, the force carried from one step
-    to the next (FSAL): the loop `solve_fixed(..., VelocityVerlet())` should match.
-    (`unroll` is passed to the scan when nothing is saved.)"""
-    force, velocity = problem.force, problem.velocity
+    to the next (FSAL): the loop `solve_fixed(..., VelocityVerlet())` should match."""
+    force, velocity = _force_velocity(problem)
 
     def step(carry, _):
         q, p, f = carry
@@ -76,23 +158,14 @@ def verlet_scan(problem, y0, dt, num_steps: int, save_every: int | None = None, 
         return (q, p, f), None
 
     q0, p0 = y0
-    carry = (q0, p0, force(q0))
-    if save_every is None:
-        (q, p, _), _ = jax.lax.scan(step, carry, length=num_steps, unroll=unroll)
-        return q, p
-
-    def block(carry, _):
-        carry, _ = jax.lax.scan(step, carry, length=save_every)
-        return carry, carry[:2]
-
-    _, ys = jax.lax.scan(block, carry, length=num_steps // save_every)
-    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+    (q, p, _), _ = jax.lax.scan(step, (q0, p0, force(q0)), length=num_steps, unroll=unroll)
+    return q, p
 
 
 def verlet_merged_scan(problem, y0, dt, num_steps: int):
     """Velocity Verlet by hand in leapfrog form: the loop carries p + h/2 F(q) (the last
     half-kick of a step merged with the first of the next), no force; one force per step."""
-    force, velocity = problem.force, problem.velocity
+    force, velocity = _force_velocity(problem)
 
     def step(carry, _):
         q, p_half = carry
@@ -104,250 +177,6 @@ def verlet_merged_scan(problem, y0, dt, num_steps: int):
     return q, p_half - (0.5 * dt) * force(q)
 
 
-def _hand_fn(problem, s: int):
-    n = problem.samples * s
-
-    def f(y0, dt):
-        return verlet_scan(problem, y0, dt, n, s), jnp.asarray(n), jnp.asarray(True)
-
-    return f
-
-
-def joint_term(problem) -> diffrax.ODETerm:
-    """The first-order system $\\dot y = (\\partial T/\\partial p, -\\partial V/\\partial q)$."""
-    term_q, term_p = problem.terms
-
-    def vf(t, y, args):
-        q, p = y
-        return term_q.vf(t, p, args), term_p.vf(t, q, args)
-
-    return diffrax.ODETerm(vf)
-
-
-def _diffrax_fn(problem, solver, terms, *, adaptive: bool, max_steps: int, save: bool):
-    """`diffrax.diffeqsolve` from 0 to `t_final`: saving at the sample times if `save`, else
-    only the end state (diffrax's fastest loop: any saving costs it per step)."""
-    saveat = diffrax.SaveAt(ts=_sample_times(problem)) if save else diffrax.SaveAt(t1=True)
-
-    def f(y0, x):
-        if adaptive:
-            dt0, controller = None, diffrax.PIDController(rtol=x, atol=x)
-        else:
-            dt0, controller = x, diffrax.ConstantStepSize()
-        sol = diffrax.diffeqsolve(
-            terms,
-            solver,
-            0.0,
-            problem.t_final,
-            dt0,
-            y0,
-            saveat=saveat,
-            stepsize_controller=controller,
-            max_steps=max_steps,
-            throw=False,
-        )
-        return sol.ys, sol.stats["num_steps"], sol.result == diffrax.RESULTS.successful
-
-    return f
-
-
-def _new_stages(solver) -> int:
-    """Vector-field evaluations per attempted step of an explicit Runge–Kutta method."""
-    tableau = solver.tableau
-    return len(tableau.a_lower) + 1 - int(bool(tableau.fsal))
-
-
-# --- measuring one problem --------------------------------------------------------------
-
-
-def _reference(problem):
-    """The state at `t_final`, the scale of q and p along the orbit, and an estimate of the
-    reference's own error (a second, independent method at the same step)."""
-    if problem.exact is not None:
-        y_ref = problem.exact(problem.t_final)
-        orbit = [problem.exact(t) for t in np.linspace(0, 2 * math.pi, 1000)]
-        scale = tuple(max(np.linalg.norm(y[i]) for y in orbit) for i in (0, 1))
-        return dict(y=y_ref, scale=scale, how="exact (Kepler's equation)", error=None)
-    interval = problem.t_final / problem.samples
-    s = max(1, round(interval / problem.reference_dt))
-    ys_k8, ys_s10 = (
-        jax.jit(_structjax_fn(problem, solver, s))(problem.y0, interval / s)[0]
-        for solver in (si.KahanLi8(), si.SofSpa10())
-    )
-    scale = tuple(float(jnp.max(jnp.linalg.norm(y.reshape(len(y), -1), axis=1))) for y in ys_k8)
-    y_ref = _last(ys_k8)
-    error = _phase_error(_last(ys_s10), y_ref, scale)
-    how = f"KahanLi8 dt={interval / s:.3g}; SofSpa10 at that step differs by {error:.1e}"
-    return dict(y=y_ref, scale=scale, how=how, error=error)
-
-
-def _phase_error(y, y_ref, scale) -> float:
-    """$\\max(|q - q_\\mathrm{ref}| / Q, |p - p_\\mathrm{ref}| / P)$, with Q, P the largest
-    |q|, |p| along the reference orbit."""
-    return max(
-        float(np.linalg.norm(np.ravel(y[i]) - np.ravel(y_ref[i]))) / scale[i] for i in (0, 1)
-    )
-
-
-def _relative_energy(problem):
-    h0 = problem.hamiltonian(*problem.y0)
-    return jax.jit(lambda ys: (jax.vmap(problem.hamiltonian)(*ys) - h0) / jnp.abs(h0))
-
-
-class _Sweep:
-    """The runs on one problem: compile, time, and measure each, one table row per run."""
-
-    def __init__(self, problem, quick: bool):
-        self.problem, self.quick, self.progress = problem, quick, None
-        self.reference = None
-        self.energy = jax.jit(functools.partial(energy_error, problem.hamiltonian))
-        self.relative_energy = _relative_energy(problem)
-        self.rows, self.series = [], {}
-        self._compiled = {}
-
-    def _compile(self, key, fn, args):
-        shared = key in self._compiled
-        if not shared:
-            self._compiled[key] = h.compile_fn(fn, *args)
-        return (*self._compiled[key], shared)
-
-    def run(self, key, fn, x, saving_fn=None, **row):
-        """Compile `fn` once per `key` (one compile serves every step or tolerance), time it
-        at `x`, measure its errors, and record a row. With `saving_fn` (diffrax), `fn` saves
-        only the end state and is what is timed; the trajectory for the energy error comes
-        from one call of `saving_fn`, whose wall time is recorded as `wall_saving_s`."""
-        args = (self.problem.y0, jnp.asarray(x, dtype=jnp.float64))
-        compiled, compile_s, shared = self._compile(key, fn, args)
-        budget = (0.15, 3) if self.quick else (0.5, 5)
-        (ys, steps, ok), timing = h.time_call(
-            compiled, *args, budget_s=budget[0], max_calls=budget[1]
-        )
-        if saving_fn is not None:
-            saving, _, _ = self._compile((key, "saving"), saving_fn, args)
-            (ys, steps_saving, ok_saving), timing_saving = h.time_call(saving, *args, max_calls=1)
-            ok = ok and ok_saving and int(steps_saving) == int(steps)
-            row["wall_saving_s"] = timing_saving.best
-        err = self.energy(ys)
-        steps = int(steps)
-        row.update(
-            problem=self.problem.name,
-            steps=steps,
-            force_evals=row.pop("evals")(steps),
-            wall_s=timing.best,
-            wall_median_s=timing.median,
-            calls=len(timing.times),
-            compile_s=compile_s,
-            compile_shared=shared,
-            ok=bool(ok),
-            energy_error=float(err.max_error),
-            energy_drift=float(err.drift),
-            phase_error=_phase_error(_last(ys), self.reference["y"], self.reference["scale"]),
-        )
-        self.rows.append(row)
-        if self.problem.name == "kepler":
-            self.series[(row["method"], row["param"])] = np.asarray(self.relative_energy(ys))
-        self.progress.update(f"{self.problem.name} {row['method']}")
-
-    def _compute_reference(self):
-        self.reference = _reference(self.problem)
-        self.progress.update(f"{self.problem.name} reference")
-
-    def tasks(self):
-        """The reference and every run of the sweep, as callables (so that the progress
-        bar knows the total)."""
-        p, quick, out = self.problem, self.quick, [self._compute_reference]
-        interval = p.t_final / p.samples
-        methods = _QUICK_METHODS if quick else ALL_METHODS
-        for cls in methods:
-            tab = cls.tableau
-            for s in sorted({max(1, round(w / tab.force_evaluations)) for w in p.work}):
-                row = dict(
-                    method=cls.__name__,
-                    family="structjax",
-                    order=tab.order,
-                    param_name="dt",
-                    param=interval / s,
-                    evals=lambda n, tab=tab: n * tab.force_evaluations + int(tab.fsal),
-                )
-                out.append(
-                    functools.partial(
-                        self.run, (cls, s), _structjax_fn(p, cls(), s), interval / s, **row
-                    )
-                )
-        for s in p.work:
-            row = dict(
-                method="lax.scan Verlet (hand)",
-                family="hand",
-                order=2,
-                param_name="dt",
-                param=interval / s,
-                evals=lambda n: n + 1,
-            )
-            out.append(
-                functools.partial(self.run, ("hand", s), _hand_fn(p, s), interval / s, **row)
-            )
-        out += self._diffrax_fixed_tasks()
-        for cls in _ADAPTIVE[::2] if quick else _ADAPTIVE:
-            solver = cls()
-            fn, saving_fn = (
-                _diffrax_fn(p, solver, joint_term(p), adaptive=True, max_steps=10**7, save=save)
-                for save in (False, True)
-            )
-            # + 3: one evaluation to start FSAL, two in diffrax's initial step selection.
-            evals = lambda n, k=_new_stages(solver): k * n + 3  # noqa: E731
-            for tol in (1e-8, 1e-12) if quick else _TOLERANCES:
-                row = dict(
-                    method=f"diffrax {cls.__name__}",
-                    family="diffrax-adaptive",
-                    order=solver.order(None),
-                    param_name="rtol=atol",
-                    param=tol,
-                    evals=evals,
-                )
-                out.append(functools.partial(self.run, cls, fn, tol, saving_fn, **row))
-        return out
-
-    def _diffrax_fixed_tasks(self):
-        p, interval = self.problem, self.problem.t_final / self.problem.samples
-        levels = [w for w in p.work if p.samples * w <= _MAX_FIXED_DIFFRAX_STEPS]
-        split, joint = p.terms, joint_term(p)
-        contenders = [("diffeqsolve VelocityVerlet", si.VelocityVerlet(), split, 2, 1)]
-        if not self.quick:
-            contenders += [
-                ("diffrax SemiImplicitEuler", diffrax.SemiImplicitEuler(), split, 1, 0),
-                ("diffrax LeapfrogMidpoint", diffrax.LeapfrogMidpoint(), joint, 2, 0),
-            ]
-        elif p.name not in ("kepler", "fpu"):
-            return []
-        out = []
-        for name, solver, terms, order, start in contenders:
-            fn, saving_fn = (
-                _diffrax_fn(
-                    p,
-                    solver,
-                    terms,
-                    adaptive=False,
-                    save=save,
-                    max_steps=p.samples * max(levels) + 16,
-                )
-                for save in (False, True)
-            )
-            for s in levels:
-                row = dict(
-                    method=name,
-                    family="diffrax-fixed",
-                    order=order,
-                    param_name="dt",
-                    param=interval / s,
-                    evals=lambda n, start=start: n + start,
-                )
-                out.append(functools.partial(self.run, name, fn, interval / s, saving_fn, **row))
-        return out
-
-
-# --- floors and the stage-loop study ----------------------------------------------------
-
-
 def _speed_limit(problem, num_steps: int, dt: float, rounds: int):
     """solve_fixed + VelocityVerlet against the hand-written scan, interleaved round by
     round; and the same solver through `diffrax.diffeqsolve` (timed apart, on fewer steps),
@@ -357,38 +186,21 @@ def _speed_limit(problem, num_steps: int, dt: float, rounds: int):
     def fixed(y0, dt):
         return si.solve_fixed(terms, si.VelocityVerlet(), y0, dt=dt, num_steps=num_steps).y1
 
-    def hand(y0, dt):
-        return verlet_scan(problem, y0, dt, num_steps)
-
-    def hand_unrolled(y0, dt):
-        return verlet_scan(problem, y0, dt, num_steps, unroll=8)
-
-    def hand_merged(y0, dt):
-        return verlet_merged_scan(problem, y0, dt, num_steps)
-
     n_dfx = min(num_steps, 200_000)
 
     def diffeqsolve(saveat):
         def f(y0, dt):
-            return diffrax.diffeqsolve(
-                terms,
-                si.VelocityVerlet(),
-                0.0,
-                n_dfx * dt,
-                dt,
-                y0,
-                saveat=saveat,
-                max_steps=n_dfx + 16,
-            ).ys
+            return diffrax.diffeqsolve(terms, si.VelocityVerlet(), 0.0, n_dfx * dt, dt, y0,
+                                       saveat=saveat, max_steps=n_dfx + 16).ys  # fmt: skip
 
         return f
 
     ts = np.linspace(0.0, n_dfx * float(dt), 1000) * (1 - 1e-12)  # inside [t0, t1]
     fns = dict(
         solve_fixed=fixed,
-        hand=hand,
-        hand_unroll8=hand_unrolled,
-        hand_merged=hand_merged,
+        hand=lambda y0, dt: verlet_scan(problem, y0, dt, num_steps),
+        hand_unroll8=lambda y0, dt: verlet_scan(problem, y0, dt, num_steps, unroll=8),
+        hand_merged=lambda y0, dt: verlet_merged_scan(problem, y0, dt, num_steps),
         diffeqsolve=diffeqsolve(diffrax.SaveAt(t1=True)),
         diffeqsolve_saving=diffeqsolve(diffrax.SaveAt(ts=ts)),
     )
@@ -421,7 +233,7 @@ def _speed_limit(problem, num_steps: int, dt: float, rounds: int):
 def _stage_loop_study(problem, num_steps: int, dt: float, rounds: int):
     """`ExplicitSplitting(tableau, stage_loop=...)`: scanned against unrolled stages."""
     terms, y0, dt = problem.terms, problem.y0, jnp.asarray(dt)
-    cases, rows = {}, []
+    cases_, rows = {}, []
     for cls in (si.KahanLi8, si.SofSpa10):
         for loop in ("scan", "unroll"):
             solver = si.ExplicitSplitting(cls.tableau, stage_loop=loop)
@@ -430,22 +242,18 @@ def _stage_loop_study(problem, num_steps: int, dt: float, rounds: int):
                 return si.solve_fixed(terms, solver, y0, dt=dt, num_steps=num_steps).y1
 
             compiled, compile_s = h.compile_fn(f, y0, dt)
-            cases[(cls.__name__, loop)] = (compiled, (y0, dt))
-            rows.append(
-                dict(
-                    problem=problem.name,
-                    method=cls.__name__,
-                    stage_loop=loop,
-                    stages=cls.tableau.force_evaluations,
-                    num_steps=num_steps,
-                    compile_s=compile_s,
-                )
-            )
-    timings = h.time_interleaved(cases, rounds)
+            cases_[(cls.__name__, loop)] = (compiled, (y0, dt))
+            rows.append(dict(problem=problem.name, method=cls.__name__, stage_loop=loop,
+                             stages=cls.tableau.force_evaluations, num_steps=num_steps,
+                             compile_s=compile_s))  # fmt: skip
+    timings = h.time_interleaved(cases_, rounds)
     for row in rows:
         t = timings[(row["method"], row["stage_loop"])]
         row.update(wall_s=t.best, ns_per_stage=t.best / (num_steps * row["stages"]) * 1e9)
     return rows
+
+
+# --- floors ---------------------------------------------------------------------------
 
 
 def _floors(speed, rows, compile_times, kepler_title, quick) -> list[h.Floor]:
@@ -471,8 +279,8 @@ def _floors(speed, rows, compile_times, kepler_title, quick) -> list[h.Floor]:
     if sj and dfx:
         detail = (
             f"{where}{sj['method']} dt={sj['param']:.3g}: {sj['wall_s']:.3g} s vs "
-            f"{dfx['method']} tol={dfx['param']:g}: {dfx['wall_s']:.3g} s (structjax saving "
-            "its samples, diffrax only the end state)"
+            f"{dfx['method']} tol={dfx['param']:g}: {dfx['wall_s']:.3g} s (both saving the "
+            "same samples)"
         )
         ratio = sj["wall_s"] / dfx["wall_s"]
     else:
@@ -493,7 +301,7 @@ def _floors(speed, rows, compile_times, kepler_title, quick) -> list[h.Floor]:
             worst[1],
             2.0,
             f"slowest: {worst[0]}",
-        )
+        )  # fmt: skip
     )
     return floors
 
@@ -503,18 +311,14 @@ def _floors(speed, rows, compile_times, kepler_title, quick) -> list[h.Floor]:
 
 def run(*, quick: bool) -> dict:
     """Run the suite; print tables and floors; write JSON and PNGs under results/."""
-    problems = hm.problems(quick)
     h.say(f"integrators suite{' (quick)' if quick else ''}: float64 on {jax.devices()[0]}")
+    all_cases = cases(quick)
+    kepler, fpu = all_cases[0].problem, all_cases[-1].problem
     n_speed, rounds = (100_000, 7) if quick else (400_000, 21)
-    kepler, fpu = problems[0], problems[-1]
     speed_cases = [(fpu, n_speed, 0.02), (kepler, 10 * n_speed, 2 * math.pi / 500)]
     study_cases = [(kepler, n_speed // 2)] + ([] if quick else [(fpu, n_speed // 20)])
-    sweeps = [_Sweep(problem, quick) for problem in problems]
-    tasks = [t for sw in sweeps for t in sw.tasks()]
-    progress = h.Progress(len(tasks) + len(speed_cases) + len(study_cases) + 3, "integrators")
-    for sw in sweeps:
-        sw.progress = progress
-    # The timing comparisons first, in a fresh process, then the sweep.
+    progress = h.Progress(len(speed_cases) + len(study_cases) + len(all_cases) + 4, "integrators")
+    # The timing comparisons first, in a fresh process, then the work-precision sets.
     speed, study = [], []
     for problem, n, dt in speed_cases:
         speed.append(_speed_limit(problem, n, dt, rounds))
@@ -522,23 +326,33 @@ def run(*, quick: bool) -> dict:
     for problem, n in study_cases:
         study += _stage_loop_study(problem, n, 0.01, rounds=5 if quick else 9)
         progress.update(f"stage loop {problem.name}")
-    for task in tasks:
-        task()
+    rows, sets, kepler_series = [], {}, {}
+    for case in all_cases:
+        contenders = setups(case, quick)
+        res = work_precision(case.problem, contenders, samples=case.samples,
+                             runs=3 if quick else 5, progress=False)  # fmt: skip
+        families = {s.label: _family(s) for s in contenders}
+        rows += _rows(case, res, families)
+        sets[case.problem.name] = res.to_dict()
+        if case.problem.name == "kepler":
+            for r, s in zip(res.rows, res.series):
+                param = r["param"] if r["kind"] == "tol" else r["dt"]
+                kepler_series[(r["setup"], param)] = np.asarray(s["energy"])
+        progress.update(f"work-precision {case.problem.name}")
     geometric, geo_floors = geo.run(quick, progress)
     progress.close()
 
-    rows = [r for sw in sweeps for r in sw.rows]
     info = {
-        sw.problem.name: dict(
-            title=sw.problem.title,
-            source=sw.problem.source,
-            t_final=sw.problem.t_final,
-            samples=sw.problem.samples,
-            reference=sw.reference["how"],
-            reference_error=sw.reference["error"],
+        c.problem.name: dict(
+            title=c.problem.title,
+            source=c.problem.source,
+            t_final=c.problem.t1,
+            samples=c.samples,
+            reference="exact" if c.problem.exact is not None
+            else f"diffrax Dopri8 at rtol = atol = {c.problem.reference_tol:g}",
         )
-        for sw in sweeps
-    }
+        for c in all_cases
+    }  # fmt: skip
     report.print_tables(info, rows)
     report.print_speed_and_study(speed, study)
     compile_times = [
@@ -554,38 +368,37 @@ def run(*, quick: bool) -> dict:
         for r in study
     ]
     floors = _floors(speed, rows, compile_times, kepler.title, quick) + geo_floors
-    h.say("\nFloors (reported, never enforced):")
-    for floor in floors:
-        floor.report()
     dfx_compile = max(
         (r["compile_s"] for r in rows if r["family"].startswith("diffrax")), default=None
     )
     h.say(f"(for comparison, the slowest diffrax compile: {h.fmt(dfx_compile, '.2f')} s)")
+    problems = [c.problem for c in all_cases]
 
-    suffix = "_quick" if quick else ""
-    results = dict(
-        suite="integrators",
-        quick=quick,
-        machine=h.machine_info(),
-        problems=info,
-        runs=rows,
-        speed_limit=speed,
-        stage_loop=study,
-        geometric=geometric,
-        floors=[f.to_json() for f in floors],
+    def plots(suffix):
+        pngs = report.write_plots(problems, rows, kepler_series, suffix)
+        return [*pngs, geo.plot(geometric, suffix)]
+
+    return h.finish(
+        "integrators",
+        quick,
+        dict(
+            problems=info,
+            runs=rows,
+            work_precision=sets,
+            speed_limit=speed,
+            stage_loop=study,
+            geometric=geometric,
+        ),  # fmt: skip
+        floors,
+        plots,
         notes=dict(
             energy_error="max over the samples t_final*k/samples of |H - H0|/|H0| "
-            "(structjax.check.energy_error); diffrax's samples come from its dense output",
-            phase_error="at t_final: max(|q - q_ref| / Q, |p - p_ref| / P), Q and P the "
-            "largest |q| and |p| along the reference orbit",
-            wall_s="best of the calls made within a time budget; compile apart",
-            force_evals="structjax: steps * force evaluations per step (+1 to start FSAL); "
-            "diffrax adaptive: sol.stats['num_steps'] (accepted + rejected) * new stages "
-            "per step + 3",
+            "(structjax.benchmark.work_precision); every contender saves the same samples",
+            phase_error="at t_final: per leaf |y - y_ref| / max_t |y_ref|, the larger of q "
+            "and p, against the problem's reference (structjax.problems)",
+            wall_s="median of the timed calls; compile apart",
+            force_evals="structjax.benchmark.evaluations: splittings, steps * force "
+            "evaluations per step (+1 to start FSAL); diffrax adaptive, attempted steps * new "
+            "stages per step + 3",
         ),
     )
-    path = h.write_json(f"integrators{suffix}", results)
-    pngs = report.write_plots(problems, rows, sweeps[0].series, suffix)
-    pngs.append(geo.plot(geometric, suffix))
-    h.say(f"\nwrote {path.relative_to(path.parents[2])}" + "".join(f", {p.name}" for p in pngs))
-    return results

@@ -1,7 +1,8 @@
 """structjax: structure-preserving building blocks for deep learning in JAX.
 
 The subpackages load on first use (PEP 562), so `import structjax` costs only what it uses:
-`structjax.integrators`, `.manifolds`, `.optim`, `.nn`, `.equivariant`, `.check`.
+`structjax.integrators`, `.manifolds`, `.optim`, `.nn`, `.equivariant`, `.check`,
+`.problems`, `.benchmark`.
 """
 
 import importlib
@@ -9,16 +10,27 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("check", "equivariant", "integrators", "manifolds", "nn", "optim")
+_SUBPACKAGES = (
+    "benchmark",
+    "check",
+    "equivariant",
+    "integrators",
+    "manifolds",
+    "nn",
+    "optim",
+    "problems",
+)
 
 if TYPE_CHECKING:  # for type checkers and editors: the subpackages as attributes
     from . import (
+        benchmark as benchmark,
         check as check,
         equivariant as equivariant,
         integrators as integrators,
         manifolds as manifolds,
         nn as nn,
         optim as optim,
+        problems as problems,
     )
 
 
