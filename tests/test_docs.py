@@ -15,6 +15,8 @@ SUBPACKAGES = (
     "structjax.nn",
     "structjax.equivariant",
     "structjax.check",
+    "structjax.problems",
+    "structjax.benchmark",
 )
 
 
@@ -161,5 +163,6 @@ def test_import_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for name in ("check", "equivariant", "integrators", "manifolds", "nn", "optim"):
+    for name in ("benchmark", "check", "equivariant", "integrators", "manifolds", "nn", "optim",
+                 "problems"):
         assert f"'{name}'" in out.stdout

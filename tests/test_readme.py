@@ -30,6 +30,10 @@ def test_every_readme_block_runs_and_its_claims_hold():
     assert float(check.symplecticity_error(step, *y0)) < 1e-12
     order = check.convergence_order(ns["solve_fn"], [0.05, 0.025, 0.0125], ns["reference"])
     assert 3.7 < order < 4.5, order
+    res, rate = ns["res"], ns["rate"]
+    assert [r["setup"] for r in res.rows] == ["BlanesMoan4"] * 2 + ["Tsit5"] * 2
+    assert all(r["ok"] and r["final_error"] < 1e-2 for r in res.rows)
+    assert rate.declared_order == 4 and abs(rate.order - 4) < 0.3, rate
     assert float(check.constraint_error(sm.Stiefel(256, 32), ns["w"])) < 1e-10
     factor = jnp.exp(-ns["gamma"] * ns["h"])
     assert float(check.conformal_symplecticity_error(ns["step"], ns["q"], ns["p"], factor)) < 1e-12

@@ -143,7 +143,9 @@ def evaluations(
     if isinstance(solver, AbstractSplitting):
         tab = solver.tableau
         return steps * tab.force_evaluations + int(bool(tab.fsal))
-    if isinstance(solver, diffrax.AbstractERK):
+    if isinstance(solver, diffrax.AbstractERK) and isinstance(
+        solver.tableau, diffrax.ButcherTableau
+    ):
         tab = solver.tableau
         fsal = bool(tab.fsal)
         return steps * (len(tab.a_lower) + 1 - int(fsal)) + int(fsal) + (2 if adaptive else 0)
@@ -259,7 +261,8 @@ class WorkPrecision:
 
         ```
         """
-        return _jsonable(dataclasses.asdict(self))
+        out: dict = _jsonable(dataclasses.asdict(self))
+        return out
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The result as JSON text, written to `path` when given.
@@ -329,7 +332,7 @@ class WorkPrecision:
                   _fmt(max((v["max_error"] for v in r["invariants"].values()), default=None)),
                   f"{1e3 * r['wall_s']:.3g}", f"{r['compile_s']:.2f}"]
                  for r in self.rows]  # fmt: skip
-        widths = [max(len(h), *(len(x[i]) for x in lines)) for i, h in enumerate(head)]
+        widths = [max([len(h)] + [len(x[i]) for x in lines]) for i, h in enumerate(head)]
         fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
         return "\n".join(
             [self.title or self.problem, fmt(head), fmt(["-" * w for w in widths])]
@@ -385,7 +388,7 @@ def _program(problem, solver, terms, y0s, ts, *, dt=None, max_steps=None):
         n = samples * every
         dt_used = problem.t1 / n
 
-        def one(y0, tol):
+        def one_fixed(y0, tol):
             del tol
             ys = solve_fixed(
                 terms, solver, y0, dt=dt_used, num_steps=n, save_every=every, args=problem.args
@@ -394,7 +397,7 @@ def _program(problem, solver, terms, y0s, ts, *, dt=None, max_steps=None):
     else:
         n, dt_used = None, None
 
-        def one(y0, tol):
+        def one_adaptive(y0, tol):
             sol = diffrax.diffeqsolve(
                 terms, solver, 0.0, problem.t1, None, y0, args=problem.args,
                 saveat=diffrax.SaveAt(ts=ts),
@@ -403,6 +406,7 @@ def _program(problem, solver, terms, y0s, ts, *, dt=None, max_steps=None):
             )  # fmt: skip
             return sol.ys, sol.stats["num_steps"], sol.result == diffrax.RESULTS.successful
 
+    one = one_fixed if dt is not None else one_adaptive
     fn = jax.jit(one if y0s is None else jax.vmap(one, in_axes=(0, None)))
     return fn, n, dt_used
 
@@ -521,7 +525,7 @@ def work_precision(
         final, inv = jax.vmap(one)(ys, ref)
         return jnp.max(final), jtu.tree_map(lambda e: jnp.max(e, axis=0), inv)
 
-    tasks = [(s, x) for s in setups for x in (s.tols if s.adaptive else s.dts)]
+    tasks = [(s, x) for s in setups for x in ((s.tols if s.adaptive else s.dts) or ())]
     bar = _progress(len(tasks), problem.name, progress)
     rows, series, programs = [], [], {}
     for setup, x in tasks:
@@ -693,7 +697,7 @@ def convergence(
     ```pycon
     >>> import structjax.integrators as si, structjax.problems as sp
     >>> from structjax.benchmark import convergence
-    >>> c = convergence(sp.kepler(orbits=1.0), si.BlanesMoan4(), [0.1, 0.05, 0.025])
+    >>> c = convergence(sp.kepler(orbits=1.0), si.BlanesMoan4(), [0.02, 0.01, 0.005])
     >>> print(c.declared_order, round(c.order), c.agrees())
     4 4 True
 

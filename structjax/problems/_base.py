@@ -74,7 +74,7 @@ class Problem:
 
     name: str
     y0: PyTree
-    t1: float
+    t1: float | int
     ode_term: diffrax.AbstractTerm
     terms: tuple[diffrax.AbstractTerm, diffrax.AbstractTerm] | None = None
     lie_term: diffrax.AbstractTerm | None = None
