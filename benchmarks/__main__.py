@@ -46,11 +46,7 @@ def main(argv=None) -> None:
     print(
         f"floors: {len(floors) - len(missed)} of {len(floors)} met"
         + (f"; missed: {', '.join(f.name for f in missed)}" if missed else "")
-        + (
-            ""
-            if ns.strict
-            else " (floors are reported, not enforced: --strict exits 1 on a miss)"
-        )
+        + ("" if ns.strict else " (floors are reported, not enforced: --strict exits 1 on a miss)")
         + f"; results in {_harness.RESULTS_DIR}"
     )
     if ns.strict and missed:

@@ -399,6 +399,6 @@ def run(*, quick: bool) -> dict:
             wall_s="median of the timed calls; compile apart",
             force_evals="structjax.benchmark.evaluations: splittings, steps * force "
             "evaluations per step (+1 to start FSAL); diffrax adaptive, attempted steps * new "
-            "stages per step + 3",
+            "stages per step + 1 (FSAL)",
         ),
     )
