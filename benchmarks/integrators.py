@@ -19,6 +19,7 @@ each printed PASS or MISS: they report, they never fail the run.
 
 import dataclasses
 import math
+import time
 
 import diffrax
 import jax
@@ -311,6 +312,7 @@ def _floors(speed, rows, compile_times, kepler_title, quick) -> list[h.Floor]:
 
 def run(*, quick: bool) -> dict:
     """Run the suite; print tables and floors; write JSON and PNGs under results/."""
+    start = time.perf_counter()
     h.say(f"integrators suite{' (quick)' if quick else ''}: float64 on {jax.devices()[0]}")
     all_cases = cases(quick)
     kepler, fpu = all_cases[0].problem, all_cases[-1].problem
@@ -388,7 +390,9 @@ def run(*, quick: bool) -> dict:
             speed_limit=speed,
             stage_loop=study,
             geometric=geometric,
-        ),  # fmt: skip
+            # The suite's own time up to the JSON (the plots follow it).
+            measured_s=time.perf_counter() - start,
+        ),
         floors,
         plots,
         notes=dict(

@@ -21,11 +21,23 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
 
-from ..integrators import LieGroupRK, solve_fixed
+from ..integrators import (
+    RKMK,
+    Composition,
+    CrouchGrossman,
+    ExplicitSplitting,
+    GaussLegendre,
+    ImplicitRungeKutta,
+    LieGroupRK,
+    solve_fixed,
+)
 from ..integrators._splitting import AbstractSplitting
 from ..problems import Problem
 
 SolverLike = diffrax.AbstractSolver | Callable[[Problem], diffrax.AbstractSolver]
+# Classes that are families over tables: their default label carries the order.
+_FAMILIES = (Composition, ExplicitSplitting, ImplicitRungeKutta, GaussLegendre, RKMK,
+             CrouchGrossman, LieGroupRK)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +46,10 @@ class Setup:
     run it at.
 
     With `dts`, the solver runs at fixed steps through `structjax.integrators.solve_fixed`
-    (any diffrax solver, structjax's too); each step is rounded so that the trajectory's
-    `samples` intervals hold a whole number of steps (the step actually used is reported).
-    With `tols`, it runs through `diffrax.diffeqsolve` with a `PIDController(rtol=tol,
-    atol=tol)` and diffrax's initial step selection.
+    (any diffrax solver, structjax's too), at a step within `1 / (2 samples)` of `dt`, so that
+    it ends at `t1` and saves about `samples` intervals of a whole number of steps each (the
+    step used is reported). With `tols`, it runs through `diffrax.diffeqsolve` with a `PIDController(rtol=tol,
+    atol=tol)` and diffrax's initial step selection, saving at the `samples + 1` sample times.
 
     **Arguments:**
 
@@ -96,11 +108,16 @@ class Setup:
 
     @property
     def label(self) -> str:
-        """The name in tables and plots: `name`, else the solver's class name."""
+        """The name in tables and plots: `name`, else the solver's class name, with its order
+        for a class that is a family over tables (`Composition4`, `GaussLegendre6`, `RKMK4`).
+        `work_precision` numbers repeated labels (`" #2"`), so no two setups merge."""
         if self.name is not None:
             return self.name
         if isinstance(self.solver, diffrax.AbstractSolver):
-            return type(self.solver).__name__
+            name = type(self.solver).__name__
+            if type(self.solver) in _FAMILIES and (order := _declared_order(self.solver)):
+                name += str(order)
+            return name
         return getattr(self.solver, "__name__", "solver")
 
     @property
@@ -203,12 +220,12 @@ class WorkPrecision:
     `wall_min_s`, `runs`, `compile_s` (with `compile_shared` when an earlier row's compile
     served this one: an adaptive setup compiles once for all its tolerances), `ok` (the solve
     succeeded) and `order` (declared).
-    `series` holds each row's invariant errors along the trajectory, at `times`.
+    `series` holds each row's invariant errors along its trajectory, at `times` (per row).
 
     **Arguments:**
 
     - `problem`, `title`: the problem's name and title.
-    - `times`: the sample times of the trajectories.
+    - `times`: per row, the times of its saved trajectory.
     - `rows`: the measurements, as above.
     - `series`: `series[i][invariant]`, the error along the trajectory of row `i`.
     - `ensemble`: the number of initial conditions (`None` for the problem's own `y0`).
@@ -229,7 +246,7 @@ class WorkPrecision:
 
     problem: str
     title: str
-    times: list[float]
+    times: list[list[float]]
     rows: list[dict]
     series: list[dict[str, list[float]]]
     ensemble: int | None = None
@@ -243,7 +260,7 @@ class WorkPrecision:
 
         ```pycon
         >>> from structjax.benchmark import WorkPrecision
-        >>> WorkPrecision("p", "", [0.0], [{"setup": "a"}, {"setup": "a"}], [{}, {}]).setups()
+        >>> WorkPrecision("p", "", [], [{"setup": "a"}, {"setup": "a"}], []).setups()
         ['a']
 
         ```
@@ -259,7 +276,7 @@ class WorkPrecision:
 
         ```pycon
         >>> from structjax.benchmark import WorkPrecision
-        >>> WorkPrecision("p", "t", [0.0], [], []).to_dict()["problem"]
+        >>> WorkPrecision("p", "t", [], [], []).to_dict()["problem"]
         'p'
 
         ```
@@ -281,7 +298,7 @@ class WorkPrecision:
         ```pycon
         >>> import json
         >>> from structjax.benchmark import WorkPrecision
-        >>> json.loads(WorkPrecision("p", "t", [0.0], [], []).to_json())["title"]
+        >>> json.loads(WorkPrecision("p", "t", [], [], []).to_json())["title"]
         't'
 
         ```
@@ -305,7 +322,7 @@ class WorkPrecision:
 
         ```pycon
         >>> from structjax.benchmark import WorkPrecision
-        >>> res = WorkPrecision("p", "t", [0.0, 1.0], [], [])
+        >>> res = WorkPrecision("p", "t", [[0.0, 1.0]], [], [])
         >>> WorkPrecision.from_json(res.to_json()) == res
         True
 
@@ -313,26 +330,39 @@ class WorkPrecision:
         """
         return cls(**json.loads(text))
 
-    def table(self) -> str:
-        """The rows as a plain-text table (one line per run).
+    def table(self, invariant: str | None = None) -> str:
+        """The rows as a plain-text table (one line per run; the step column shows the step
+        used, the tolerance for adaptive runs).
+
+        **Arguments:**
+
+        - `invariant`: the invariant whose error to show (default: the largest of all).
 
         **Returns:** the table as a string.
+
+        **Raises:** `KeyError` for an invariant the problem does not have.
 
         **Example:**
 
         ```pycon
         >>> from structjax.benchmark import WorkPrecision
-        >>> print(WorkPrecision("p", "t", [0.0], [], []).table().splitlines()[0])
+        >>> print(WorkPrecision("p", "t", [], [], []).table().splitlines()[0])
         t
 
         ```
         """
-        head = ["setup", "dt/tol", "steps", "evals", "final err", "invariant err", "wall ms",
+        head = ["setup", "dt/tol", "steps", "evals", "final err",
+                f"{invariant} err" if invariant else "max invariant err", "wall ms",
                 "compile s"]  # fmt: skip
-        lines = [[r["setup"], f"{r['param']:.3g}", str(r["steps"]),
-                  "-" if r["evaluations"] is None else str(r["evaluations"]),
-                  _fmt(r["final_error"]),
-                  _fmt(max((v["max_error"] for v in r["invariants"].values()), default=None)),
+
+        def inv(r):
+            if invariant is not None:
+                return r["invariants"][invariant]["max_error"]
+            return max((v["max_error"] for v in r["invariants"].values()), default=None)
+
+        lines = [[r["setup"], f"{r['dt'] if r['kind'] == 'dt' else r['param']:.3g}",
+                  str(r["steps"]), "-" if r["evaluations"] is None else str(r["evaluations"]),
+                  _fmt(r["final_error"]), _fmt(inv(r)),
                   f"{1e3 * r['wall_s']:.3g}", f"{r['compile_s']:.2f}"]
                  for r in self.rows]  # fmt: skip
         widths = [max([len(h)] + [len(x[i]) for x in lines]) for i, h in enumerate(head)]
@@ -387,9 +417,13 @@ def _program(problem, solver, terms, y0s, ts, *, dt=None, max_steps=None):
     a fixed step fixes the number of steps, so each step compiles its own loop."""
     samples = ts.shape[0] - 1
     if dt is not None:
-        every = max(1, round(problem.t1 / (samples * dt)))
-        n = samples * every
+        # The step honoured (to the rounding of t1/dt), the sampling adjusted to it: about
+        # `samples` intervals of a whole number of steps each.
+        n = max(1, round(problem.t1 / dt))
+        every = max(1, round(n / samples))
+        n = every * max(1, round(n / every))
         dt_used = problem.t1 / n
+        row_ts = jnp.linspace(0.0, problem.t1, n // every + 1, dtype=ts.dtype)
 
         def one_fixed(y0, tol):
             del tol
@@ -398,7 +432,7 @@ def _program(problem, solver, terms, y0s, ts, *, dt=None, max_steps=None):
             ).ys
             return ys, jnp.asarray(n), jnp.asarray(True)
     else:
-        n, dt_used = None, None
+        n, dt_used, row_ts = None, None, ts
 
         def one_adaptive(y0, tol):
             sol = diffrax.diffeqsolve(
@@ -411,7 +445,7 @@ def _program(problem, solver, terms, y0s, ts, *, dt=None, max_steps=None):
 
     one = one_fixed if dt is not None else one_adaptive
     fn = jax.jit(one if y0s is None else jax.vmap(one, in_axes=(0, None)))
-    return fn, n, dt_used
+    return fn, n, dt_used, row_ts
 
 
 def work_precision(
@@ -428,8 +462,8 @@ def work_precision(
     r"""Run every setup at each of its steps or tolerances on `problem`, and measure.
 
     Each run is compiled once (`jax.jit(...).lower(...).compile()`, timed as `compile_s`),
-    then called `runs` times (`wall_s` the median). Its trajectory at `samples + 1` equally
-    spaced times gives the invariants' errors; its end state against `problem.reference`
+    then called `runs` times (`wall_s` the median). Its trajectory at about `samples + 1`
+    equally spaced times gives the invariants' errors; its end state against `problem.reference`
     gives the final error. With `y0s` (a leading ensemble axis on every leaf of `y0`'s
     structure) each run is `jax.vmap`ped over the ensemble (inputs may be sharded over
     devices: the jitted run keeps their sharding) and its errors are the largest over the
@@ -439,7 +473,8 @@ def work_precision(
 
     - `problem`: a `structjax.problems.Problem`.
     - `setups`: a list of `Setup`s.
-    - `samples`: the trajectory's intervals (fixed steps are rounded to divide them).
+    - `samples`: about how many intervals of the trajectory are saved (exactly, when
+        adaptive; for a fixed step, the nearest count whose intervals hold whole steps).
     - `runs`: timed calls per run, >= 1.
     - `y0s`: an ensemble of initial states, or `None` for the problem's own `y0`.
     - `max_steps`: the step limit of adaptive solves (a solve that reaches it is `ok=False`).
@@ -477,6 +512,11 @@ def work_precision(
             "`work_precision(problem, setups)` needs a non-empty list of `Setup`s, got "
             f"{[type(s).__name__ for s in setups] or 'none'}."
         )
+    labels: dict[str, int] = {}
+    for i, s in enumerate(setups):
+        labels[s.label] = labels.get(s.label, 0) + 1
+        if labels[s.label] > 1:
+            setups[i] = dataclasses.replace(s, name=f"{s.label} #{labels[s.label]}")
     for name, value in (("samples", samples), ("runs", runs)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`work_precision(..., {name}=...)` needs an int >= 1, got {value!r}.")
@@ -517,11 +557,11 @@ def work_precision(
                 for a in jtu.tree_leaves(r)]  # fmt: skip
 
     @jax.jit
-    def measure(ys, ref):
+    def measure(ys, row_ts, ref):
         def one(ys, ref):
             last = jtu.tree_map(lambda a: a[-1], ys)
             final = _phase_error(last, jtu.tree_map(lambda a: a[-1], ref), scales(ref))
-            return final, _invariant_errors(problem, ts, ys)
+            return final, _invariant_errors(problem, row_ts, ys)
 
         if y0s is None:
             return one(ys, ref)
@@ -530,14 +570,14 @@ def work_precision(
 
     tasks = [(s, x) for s in setups for x in ((s.tols if s.adaptive else s.dts) or ())]
     bar = _progress(len(tasks), problem.name, progress)
-    rows, series, programs = [], [], {}
+    rows, series, series_times, programs = [], [], [], {}
     for setup, x in tasks:
         bar.set_postfix_str(f"{setup.label} {'tol' if setup.adaptive else 'dt'}={x:.3g}")
         if id(setup) not in programs:
             solver = _resolve(setup, problem)
             programs[id(setup)] = (solver, problem.terms_for(solver), {})
         solver, terms, compiled_by_n = programs[id(setup)]
-        fn, n, dt_used = _program(
+        fn, n, dt_used, row_ts = _program(
             problem,
             solver,
             terms,
@@ -559,7 +599,7 @@ def work_precision(
             times.append(time.perf_counter() - start)
         ys, steps, ok = out
         steps = int(jnp.max(steps))
-        final, inv = measure(ys, ref)
+        final, inv = measure(ys, row_ts, ref)
         final = float(final)
         ok = bool(jnp.all(ok)) and math.isfinite(final)
         if not reference:
@@ -580,7 +620,7 @@ def work_precision(
                 evaluations=count,
                 final_error=final,
                 invariants={
-                    k: dict(max_error=float(jnp.max(e)), drift=_slope(ts, e))
+                    k: dict(max_error=float(jnp.max(e)), drift=_slope(row_ts, e))
                     for k, e in inv.items()
                 },
                 wall_s=float(np.median(times)),
@@ -593,12 +633,13 @@ def work_precision(
             )
         )
         series.append({k: np.asarray(e).tolist() for k, e in inv.items()})
+        series_times.append(np.asarray(row_ts).tolist())
         bar.update()
     bar.close()
     return WorkPrecision(
         problem=problem.name,
         title=problem.title,
-        times=np.asarray(ts).tolist(),
+        times=series_times,
         rows=rows,
         series=series,
         ensemble=None if y0s is None else int(jtu.tree_leaves(y0s)[0].shape[0]),
@@ -609,10 +650,23 @@ def _dtype(x):
     return jnp.result_type(x)
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+class _NoProgress:
+    def set_postfix_str(self, text: str) -> None:
+        del text
 
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    def update(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm  # the terminal bar (tqdm.auto warns without ipywidgets)
+
+    return tqdm(total=total, desc=desc, leave=False)
 
 
 @dataclasses.dataclass
@@ -798,18 +852,19 @@ def plot(
                     key=lambda i: result.rows[i]["invariants"][invariant]["max_error"]
                     if result.rows[i]["ok"] else math.inf)  # fmt: skip
             err = np.maximum(np.asarray(result.series[i][invariant], float), 1e-17)
-            ax.semilogy(result.times, err, label=f"{label} ({result.rows[i]['kind']} "
+            ax.semilogy(result.times[i], err, label=f"{label} ({result.rows[i]['kind']} "
                         f"{result.rows[i]['param']:.2g})")  # fmt: skip
         ax.set(xlabel="t", ylabel=f"{invariant} error", title=result.title or result.problem)
         ax.legend(fontsize=7)
         return ax
     x_key = {"wall": "wall_s", "evaluations": "evaluations", "dt": "dt"}[view]
     for label in result.setups():
-        pts = [(r[x_key], r["final_error"]) for r in result.rows
+        # In the order of the step or tolerance, coarse to fine (not of x: wall times are noisy).
+        pts = [(-r["param"], r[x_key], r["final_error"]) for r in result.rows
                if r["setup"] == label and r["ok"] and r[x_key] is not None
                and r["final_error"] is not None]  # fmt: skip
         if pts:
-            xs, ys = zip(*sorted(pts))
+            _, xs, ys = zip(*sorted(pts))
             ax.loglog(xs, np.maximum(ys, 1e-17), "o-", ms=3, label=label)
     xlabel = {"wall": "wall time (s)", "evaluations": "vector-field evaluations", "dt": "dt"}
     ax.set(
