@@ -143,7 +143,7 @@ def _styles(rows):
 def _work_precision(problems, rows, x_key, y_key, xlabel, ylabel, name):
     plt = h.pyplot()
     styles = _styles(rows)
-    ncols = 3
+    ncols = len(problems) + 1 if len(problems) <= 3 else 3  # the legend takes a panel
     nrows = math.ceil((len(problems) + 1) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows))
     axes = axes.ravel()
