@@ -41,8 +41,12 @@ RETRACTIONS = ("qr", "polar", "cholesky_qr", "cayley", "cayley_iterative")
 
 def _cholesky_qr(a):
     # One round of CholeskyQR: A R^{-1} with R^T R = A^T A (R = L^T, L lower Cholesky).
+    # L^{-1} (p x p) first, then one product: with A's rows sharded over devices, the only
+    # collective is the all-reduce of the p x p Gram matrix (a triangular solve against A^T
+    # made XLA all-gather the whole n x p A; tests/scaleout asserts the collectives).
     r = jnp.linalg.cholesky(mm(mT(a), a))
-    return mT(jsl.solve_triangular(r, mT(a), lower=True))
+    eye = jnp.broadcast_to(jnp.eye(r.shape[-1], dtype=r.dtype), r.shape)
+    return mm(a, mT(jsl.solve_triangular(r, eye, lower=True)))
 
 
 def cholesky_qr2(a):
