@@ -335,7 +335,10 @@ def run(*, quick: bool) -> dict:
                              runs=3 if quick else 5, progress=False)  # fmt: skip
         families = {s.label: _family(s) for s in contenders}
         rows += _rows(case, res, families)
-        sets[case.problem.name] = res.to_dict()
+        # The rows only: the trajectories' series (and their times) are for the plots, and
+        # would make the JSON hundreds of MB on the full run.
+        sets[case.problem.name] = {k: v for k, v in res.to_dict().items()
+                                   if k not in ("series", "times")}  # fmt: skip
         if case.problem.name == "kepler":
             for r, s in zip(res.rows, res.series):
                 param = r["param"] if r["kind"] == "tol" else r["dt"]
