@@ -87,6 +87,12 @@ _SLOW = (
     "tests/manifolds/test_stiefel.py::test_exp_is_the_geodesic",  # 11
     "tests/equivariant/test_emlp.py::test_emlp_is_equivariant[O(1,3)]",  # 12 (Lorentz)
     "tests/equivariant/test_emlp.py::test_emlp_is_equivariant[O(5)]",  # 12
+    "tests/benchmark/test_work_precision.py::test_ensemble_is_the_worst_member",  # 10
+    "tests/benchmark/test_work_precision.py::test_convergence_of_the_other_families[GL6]",  # 3
+    "tests/benchmark/test_work_precision.py::test_convergence_of_the_other_families[gen-",  # 3
+    "tests/benchmark/test_work_precision.py::test_convergence_of_the_other_families[RKMK4-t",
+    "tests/problems/test_problems.py::test_float32[fpu]",  # 3
+    "tests/problems/test_problems.py::test_float32[free_rigid_body]",  # 4
 )
 
 

@@ -174,14 +174,34 @@ print("JSON" + json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def measured():
+def _run_script() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_ENABLE_X64")}
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                          env=env, timeout=600)  # fmt: skip
     assert out.returncode == 0 and "JSON" in out.stdout, out.stderr[-3000:]
     return json.loads(out.stdout.split("JSON", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, worker_id):
+    """The measurements, made once per test session: with pytest-xdist the first worker runs
+    the script and the others read its JSON (a file lock in the session's shared temp
+    folder, the pattern pytest-xdist documents), so the 8-device run is not repeated."""
+    if worker_id == "master":  # no xdist
+        return _run_script()
+    import fcntl
+    import hashlib
+
+    root = tmp_path_factory.getbasetemp().parent
+    cache = root / f"scaleout_optim_{hashlib.sha1(SCRIPT.encode()).hexdigest()[:12]}.json"
+    with open(str(cache) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cache.is_file():
+            return json.loads(cache.read_text())
+        data = _run_script()
+        cache.write_text(json.dumps(data))
+        return data
 
 
 def _size(shape):
