@@ -48,8 +48,9 @@ class Setup:
     With `dts`, the solver runs at fixed steps through `structjax.integrators.solve_fixed`
     (any diffrax solver, structjax's too), at a step within `1 / (2 samples)` of `dt`, so that
     it ends at `t1` and saves about `samples` intervals of a whole number of steps each (the
-    step used is reported). With `tols`, it runs through `diffrax.diffeqsolve` with a `PIDController(rtol=tol,
-    atol=tol)` and diffrax's initial step selection, saving at the `samples + 1` sample times.
+    step used is reported). With `tols`, it runs through `diffrax.diffeqsolve` with a
+    `PIDController(rtol=tol, atol=tol)` and diffrax's initial step selection, saving at the
+    `samples + 1` sample times.
 
     **Arguments:**
 
@@ -651,14 +652,16 @@ def _dtype(x):
 
 
 class _NoProgress:
+    """The progress bar's interface, doing nothing (`progress=False`)."""
+
     def set_postfix_str(self, text: str) -> None:
         del text
 
     def update(self) -> None:
-        pass
+        return None
 
     def close(self) -> None:
-        pass
+        return None
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -314,7 +314,8 @@ _VELOCITIES = np.array(
 
 
 def _pair_potential(q, pair):
-    """$\\sum_{i<j} \\phi(|q_i - q_j|)$ over all pairs, as a dense block (fast on CPU for a
+    """$\\sum_{i<j} \\phi_{ij}(|q_i - q_j|)$ over all pairs (`pair` maps the matrix of
+    distances elementwise), as a dense block (fast on CPU for a
     few bodies); the diagonal is masked so that the gradient stays finite."""
     n = q.shape[0]
     off = ~jnp.eye(n, dtype=bool)
@@ -363,11 +364,7 @@ def outer_solar_system(*, t1: float = 200_000.0, dtype: DTypeLike | None = None)
         return 0.5 * jnp.sum(p**2 / masses[:, None])
 
     def potential(q, args):
-        n = q.shape[0]
-        off = ~jnp.eye(n, dtype=bool)
-        r2 = jnp.sum((q[:, None, :] - q[None, :, :]) ** 2, axis=-1)
-        r = jnp.sqrt(jnp.where(off, r2, 1.0))
-        return -0.5 * _G * jnp.sum(jnp.where(off, mm / r, 0.0))
+        return _pair_potential(q, lambda r: -_G * mm / r)
 
     return _separable(
         "outer_solar_system",
