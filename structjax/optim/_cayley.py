@@ -141,6 +141,7 @@ def cayley_sgd(
     manifolds: Manifolds = None,
     *,
     checks: bool = True,
+    batch: bool = True,
 ) -> optax.GradientTransformation:
     r"""Cayley SGD with momentum on the Stiefel manifold.
 
@@ -166,6 +167,8 @@ def cayley_sgd(
     - `manifolds`: Stiefel, Orthogonal or SpecialOrthogonal (points `(..., n, p)`), or
         Products or pytrees of them (None for Euclidean leaves).
     - `checks`: as `riemannian_sgd`.
+    - `batch`: as `riemannian_sgd` (default `True`; `False` for leaves sharded each its own
+        way).
 
     **Returns:**
 
@@ -198,7 +201,7 @@ def cayley_sgd(
     call = _describe("cayley_sgd", manifolds)
     return riemannian_step(
         learning_rate, adam=False, momentum=momentum, nesterov=nesterov,
-        bound=_bound(q, 1e-8, call, checks), manifolds=ms, checks=checks, call=call,
+        bound=_bound(q, 1e-8, call, checks), manifolds=ms, checks=checks, batch=batch, call=call,
         lr_ok=finite_nonnegative, lr_expected=_LR,
     )  # fmt: skip
 
@@ -213,6 +216,7 @@ def cayley_adam(
     manifolds: Manifolds = None,
     *,
     checks: bool = True,
+    batch: bool = True,
 ) -> optax.GradientTransformation:
     r"""Cayley Adam on the Stiefel manifold.
 
@@ -229,7 +233,7 @@ def cayley_adam(
     - `b1`: $\beta_1 \in [0, 1)$ (default 0.9).
     - `b2`: $\beta_2 \in [0, 1)$ (default 0.99, as the paper).
     - `eps`: $\varepsilon \ge 0$, finite (default 1e-8).
-    - `q`, `iterations`, `manifolds`, `checks`: as `cayley_sgd`.
+    - `q`, `iterations`, `manifolds`, `checks`, `batch`: as `cayley_sgd`.
 
     **Returns:**
 
@@ -260,5 +264,6 @@ def cayley_adam(
     call = _describe("cayley_adam", manifolds)
     return riemannian_step(
         learning_rate, adam=True, b1=b1, b2=b2, eps=eps, bound=_bound(q, 1e-8, call, checks),
-        manifolds=ms, checks=checks, call=call, lr_ok=finite_nonnegative, lr_expected=_LR,
+        manifolds=ms, checks=checks, batch=batch, call=call, lr_ok=finite_nonnegative,
+        lr_expected=_LR,
     )  # fmt: skip

@@ -420,6 +420,7 @@ def riemannian_sgd(
     manifolds: Manifolds = None,
     *,
     checks: bool = True,
+    batch: bool = True,
 ) -> optax.GradientTransformation:
     r"""Riemannian SGD, with optional (transported) heavy-ball or Nesterov momentum.
 
@@ -450,6 +451,11 @@ def riemannian_sgd(
         leaf takes a tuple of arrays.
     - `checks`: `False` drops the run-time checks (starting point, schedule values,
         traced hyperparameters); static checks (shapes, dtypes) stay.
+    - `batch`: stack the leaves of one manifold, shape and dtype and step them together
+        (default `True`: a handful of retractions for a model of hundreds of weights).
+        `False` steps each leaf alone: use it when the leaves are sharded each its own way
+        (a stack has one sharding, so XLA would all-gather the leaves into it and hand every
+        leaf back with the stack's layout); the numbers are the same either way.
 
     **Returns:**
 
@@ -481,8 +487,8 @@ def riemannian_sgd(
     """
     return riemannian_step(
         learning_rate, adam=False, momentum=momentum, nesterov=nesterov, manifolds=manifolds,
-        checks=checks, call=_describe("riemannian_sgd", manifolds), lr_ok=finite_nonnegative,
-        lr_expected=_LR,
+        checks=checks, batch=batch, call=_describe("riemannian_sgd", manifolds),
+        lr_ok=finite_nonnegative, lr_expected=_LR,
     )  # fmt: skip
 
 
@@ -495,6 +501,7 @@ def riemannian_adam(
     manifolds: Manifolds = None,
     *,
     checks: bool = True,
+    batch: bool = True,
 ) -> optax.GradientTransformation:
     r"""Riemannian Adam and AMSGrad.
 
@@ -537,6 +544,11 @@ def riemannian_adam(
         `Stiefel(n, p)`, and a real floating dtype.
     - `checks`: `False` drops the run-time checks (starting point, schedule values, traced
         hyperparameters); static checks (shapes, dtypes) stay.
+    - `batch`: stack the leaves of one manifold, shape and dtype and step them together
+        (default `True`: a handful of retractions for a model of hundreds of weights).
+        `False` steps each leaf alone: use it when the leaves are sharded each its own way
+        (a stack has one sharding, so XLA would all-gather the leaves into it and hand every
+        leaf back with the stack's layout); the numbers are the same either way.
 
     **Returns:**
 
@@ -572,6 +584,6 @@ def riemannian_adam(
     """
     return riemannian_step(
         learning_rate, adam=True, b1=b1, b2=b2, eps=eps, amsgrad=amsgrad, manifolds=manifolds,
-        checks=checks, call=_describe("riemannian_adam", manifolds), lr_ok=finite_nonnegative,
-        lr_expected=_LR,
+        checks=checks, batch=batch, call=_describe("riemannian_adam", manifolds),
+        lr_ok=finite_nonnegative, lr_expected=_LR,
     )  # fmt: skip

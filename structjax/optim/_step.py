@@ -7,7 +7,9 @@ learning rate, an optional step bound, retraction, as the chain of `riemannian_g
 group are stacked on a new leading axis once per step (manifolds batch over leading axes),
 the geometry runs once per group, and the state keeps its moments stacked by group, so a
 model of hundreds of weights compiles and runs a handful of retractions and transports
-instead of one per weight.
+instead of one per weight. A stack has one sharding, though: for leaves laid out each on its
+own devices, `batch=False` keeps every leaf apart (and its sharding; tests/scaleout measures
+the all-gathers the stack costs otherwise).
 """
 
 from collections.abc import Callable
@@ -76,10 +78,10 @@ def _unit_interval(v):
     return (v >= 0) & (v < 1)
 
 
-def _plan(manifolds, params):
+def _plan(manifolds, params, batch: bool):
     ms, _, treedef = manifold_list(manifolds, params)
     leaves = treedef.flatten_up_to(params)
-    return ms, treedef, leaves, groups(ms, leaves)
+    return ms, treedef, leaves, groups(ms, leaves) if batch else [[i] for i in range(len(ms))]
 
 
 def _gather(leaves, idx, m, up: bool = True):
@@ -116,12 +118,17 @@ def riemannian_step(
     bound: Callable | None = None,
     manifolds=None,
     checks: bool = True,
+    batch: bool = True,
     call: str,
     lr_ok: Callable,
     lr_expected: str,
 ) -> optax.GradientTransformation:
     """The batched Riemannian step (see the module docstring); `bound(m, x, u)` shrinks the
-    scaled step `u` before the retraction (the Cayley optimisers' step bound)."""
+    scaled step `u` before the retraction (the Cayley optimisers' step bound); `batch=False`
+    makes every leaf a group of its own (for leaves laid out each on its own devices: a
+    stack has one sharding, which XLA would gather the leaves into)."""
+    if not isinstance(batch, bool):
+        raise TypeError(f"`{call}`: `batch` must be a bool, got {batch!r}.")
     lr_spec = [] if callable(learning_rate) else [(learning_rate, "learning_rate", lr_ok,
                                                    lr_expected)]  # fmt: skip
     if adam:
@@ -142,7 +149,7 @@ def riemannian_step(
     def init_fn(params):
         check_params(params, f"{call}.init")
         checked = check_on_manifolds(manifolds, params, f"{call}.init", checks)
-        ms, _, leaves, gs = _plan(manifolds, params)
+        ms, _, leaves, gs = _plan(manifolds, params, batch)
         mu, nu, previous, slots = [], [], [], []
         for idx in gs:
             m = ms[idx[0]]
@@ -169,7 +176,7 @@ def riemannian_step(
             raise ValueError(f"`{call}.update` needs `params`.")
         check_params(updates, f"{call}.update", "updates")
         check_params(params, f"{call}.update")
-        ms, treedef, leaves, gs = _plan(manifolds, params)
+        ms, treedef, leaves, gs = _plan(manifolds, params, batch)
         grads = treedef.flatten_up_to(updates)
         count = jnp.asarray(optax.safe_int32_increment(state.count))
         k = count.astype(jnp.result_type(float))

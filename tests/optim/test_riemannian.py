@@ -156,3 +156,42 @@ def test_bad_input(getkey):
         so.riemannian_sgd(0.1, momentum=-0.5, manifolds=sphere)
     with pytest.raises(ValueError, match=r"needs b1 in \[0, 1\), got b1=1.5"):
         so.riemannian_adam(0.1, b1=1.5, manifolds=sphere)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m, **kw: so.riemannian_sgd(0.05, momentum=0.9, manifolds=m, **kw),
+        lambda m, **kw: so.riemannian_adam(0.05, amsgrad=True, manifolds=m, **kw),
+        lambda m, **kw: so.cayley_sgd(0.05, manifolds=m, **kw),
+        lambda m, **kw: so.cayley_adam(0.05, manifolds=m, **kw),
+    ],
+    ids=["riemannian_sgd", "riemannian_adam", "cayley_sgd", "cayley_adam"],
+)
+def test_batch_false_steps_each_leaf_alone_to_the_same_numbers(make, getkey):
+    """`batch=False` (for leaves sharded each its own way) keeps one group per leaf and gives
+    the batched step's numbers; a non-bool `batch` is refused, naming the call."""
+    st = sm.Stiefel(6, 2)
+    ms = {"a": st, "b": st, "c": st, "e": None}
+    p = {"a": st.random_point(getkey()), "b": st.random_point(getkey()),
+         "c": st.random_point(getkey()), "e": jr.normal(getkey(), (3,))}  # fmt: skip
+    target = jax.tree.map(lambda x: jr.normal(getkey(), x.shape), p)
+    grad = jax.jit(jax.grad(lambda q: sum(jnp.sum((q[k] - target[k]) ** 2) for k in q)))
+    out = []
+    for batch in (True, False):
+        opt, q = make(ms, batch=batch), p
+        state, step = opt.init(q), jax.jit(opt.update)
+        for _ in range(5):
+            u, state = step(grad(q), state, q)
+            q = optax.apply_updates(q, u)
+        out.append((q, state))
+    (qb, sb), (qa, sa) = out
+    assert len(sb.mu) == 2 and len(sa.mu) == 4  # one Stiefel stack + e, against four groups
+    assert all(s is None for s in sa.slots)
+    for k in p:
+        np.testing.assert_allclose(qa[k], qb[k], rtol=1e-12, atol=1e-13)
+        assert float(jnp.abs(qa[k] - p[k]).max()) > 1e-2
+        if k != "e":
+            assert float(st.constraint_error(qa[k])) < 1e-12
+    with pytest.raises(Exception, match="batch"):
+        make(ms, batch=1)

@@ -20,11 +20,14 @@ Measured (jax on CPU, 8 forced host devices):
   `solve_triangular(R, A^T)` with the n-axis of the right-hand side sharded, which XLA's SPMD
   partitioner does not split: one all-gather f32[16,512] of the whole weight per step; it
   now forms the p x p inverse of R and multiplies, and this test keeps it so.)
-- tree, `riemannian_sgd` / `riemannian_adam` / `cayley_*`: the numbers match, but the
-  batching of leaves of one manifold and shape (`jnp.stack`, `_step.py`) gives the stacked
-  group one sharding, which its leaves' outputs take: `s_b` and `s_rep` come back sharded
-  like `s_a` (and `u_rep` like `u_b`), and the stack all-gathers the three 64 x 8 weights.
-  The unbatched chain and the conformal optimisers keep every sharding.
+- tree, `riemannian_sgd` / `riemannian_adam` / `cayley_*` with their default `batch=True`:
+  the numbers match, but the batching of leaves of one manifold and shape (`jnp.stack`,
+  `_step.py`) gives the stacked group one sharding, which its leaves' outputs take: `s_b` and
+  `s_rep` came back sharded like `s_a` (and `u_rep` like `u_b`), and the stack all-gathered
+  the three 64 x 8 weights. With `batch=False` (the argument this measurement led to) every
+  leaf keeps its sharding and nothing is gathered; the tree tests of shardings and
+  collectives run them so, and the stacked run is kept for its numbers ("tree_stacked").
+  The unbatched chain and the conformal optimisers keep every sharding as they are.
 
 The sharded work runs in one subprocess: the device count must be set before JAX starts.
 """
@@ -48,11 +51,6 @@ ROWS_ONLY_GRAM = [
 CAYLEY = ["cayley_sgd", "cayley_adam"]
 BATCHED = ["riemannian_sgd", "riemannian_adam", *CAYLEY]
 OPTIMISERS = ROWS_ONLY_GRAM + CAYLEY
-_STACK = (
-    "measured: the batched step stacks the leaves of one manifold and shape (`_step.py`), "
-    "so they come back with the stack's one sharding (s_b, s_rep as s_a; u_rep as u_b) "
-    "and the stack all-gathers the 64 x 8 weights"
-)
 
 SCRIPT = r"""
 import json, os, re, sys, time
@@ -147,18 +145,19 @@ grad2 = lambda p: {k: 1.5 * p[k] - targets2[k] for k in p}  # elementwise: no co
 cay = [k for k in p2 if not k.startswith("u_")]
 
 OPTS = {
-    "riemannian_sgd": lambda m: so.riemannian_sgd(0.05, momentum=0.9, manifolds=m),
-    "riemannian_adam": lambda m: so.riemannian_adam(0.05, manifolds=m),
+    "riemannian_sgd": lambda m, **kw: so.riemannian_sgd(0.05, momentum=0.9, manifolds=m, **kw),
+    "riemannian_adam": lambda m, **kw: so.riemannian_adam(0.05, manifolds=m, **kw),
     "riemannian_chain": lambda m: optax.chain(
         so.riemannian_gradient(m), so.scale_by_riemannian_momentum(0.9, manifolds=m),
         optax.scale(-0.05), so.retract(m)),
-    "cayley_sgd": lambda m: so.cayley_sgd(0.05, manifolds=m),
-    "cayley_adam": lambda m: so.cayley_adam(0.05, manifolds=m),
+    "cayley_sgd": lambda m, **kw: so.cayley_sgd(0.05, manifolds=m, **kw),
+    "cayley_adam": lambda m, **kw: so.cayley_adam(0.05, manifolds=m, **kw),
     "conformal_symplectic_momentum": lambda m: so.conformal_symplectic_momentum(
         0.05, damping=1.0, manifolds=m),
     "hamiltonian_descent": lambda m: so.hamiltonian_descent(0.05, damping=1.0, manifolds=m),
     "relativistic_gd": lambda m: so.relativistic_gd(0.05, damping=1.0, manifolds=m),
 }
+BATCHED = ["riemannian_sgd", "riemannian_adam", "cayley_sgd", "cayley_adam"]
 only = sys.argv[1:] or list(OPTS)
 out = {}
 for name in only:
@@ -166,7 +165,11 @@ for name in only:
     out[name + "/rows"] = case(name, make({"w": st}), p1, sh1, grad1)
     keys = cay if name.startswith("cayley") else list(p2)
     sub = lambda d: {k: d[k] for k in keys}
-    out[name + "/tree"] = case(name, make(sub(m2)), sub(p2), sub(sh2), grad2)
+    if name in BATCHED:  # leaves sharded each its own way: step them apart
+        out[name + "/tree"] = case(name, make(sub(m2), batch=False), sub(p2), sub(sh2), grad2)
+        out[name + "/tree_stacked"] = case(name, make(sub(m2)), sub(p2), sub(sh2), grad2)
+    else:
+        out[name + "/tree"] = case(name, make(sub(m2)), sub(p2), sub(sh2), grad2)
     print(name, f"{time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
 out["_n_p"] = [N, Pc]
 out["_seconds"] = time.perf_counter() - t0
@@ -211,11 +214,6 @@ def _size(shape):
     return n
 
 
-def _marked(names, reason):
-    return [pytest.param(o, marks=pytest.mark.xfail(strict=True, reason=reason)) if o in names
-            else o for o in OPTIMISERS]  # fmt: skip
-
-
 @pytest.mark.parametrize("layout", ["rows", "tree"])
 @pytest.mark.parametrize("opt", OPTIMISERS)
 def test_sharded_matches_one_device(measured, opt, layout):
@@ -224,13 +222,20 @@ def test_sharded_matches_one_device(measured, opt, layout):
     assert r["err"] <= 1e-5, r
 
 
+@pytest.mark.parametrize("opt", BATCHED)
+def test_stacked_tree_matches_one_device(measured, opt):
+    """The default `batch=True` on the tree layout: a gather, but the same numbers."""
+    r = measured[f"{opt}/tree_stacked"]
+    assert r["moved"] > 1e-2 and r["err"] <= 1e-5, r
+
+
 @pytest.mark.parametrize("opt", OPTIMISERS)
 def test_rows_keep_their_sharding(measured, opt):
     r = measured[f"{opt}/rows"]
     assert all(r["same_sharding"].values()), r["out_specs"]
 
 
-@pytest.mark.parametrize("opt", _marked(BATCHED, _STACK))
+@pytest.mark.parametrize("opt", OPTIMISERS)
 def test_tree_keeps_its_shardings(measured, opt):
     r = measured[f"{opt}/tree"]
     assert all(r["same_sharding"].values()), r["out_specs"]
@@ -249,7 +254,7 @@ def test_rows_step_all_reduces_grams_and_gathers_no_weight(measured, opt):
     assert not gathers, found
 
 
-@pytest.mark.parametrize("opt", _marked(BATCHED, _STACK))
+@pytest.mark.parametrize("opt", OPTIMISERS)
 def test_tree_step_gathers_no_weight(measured, opt):
     """On the 2 x 4 mesh no leaf is all-gathered whole or in part (the smallest leaf has 16
     elements on a device; what may be gathered is a handful of norms)."""
