@@ -12,4 +12,12 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-SUITES: tuple[str, ...] = ("integrators", "optimizers", "conformal", "nn", "equivariant", "guards")
+SUITES: tuple[str, ...] = (
+    "integrators",
+    "optimizers",
+    "conformal",
+    "nn",
+    "equivariant",
+    "guards",
+    "scaling",
+)
