@@ -74,7 +74,47 @@ def guard(
             suffix = "" if found is None or is_traced(found) else f" Found {_describe(found)}."
             raise exception(message + suffix)
         return x
-    return eqx.error_if(x, jnp.any(bad), message)
+    return attach(x, lambda flag: eqx.error_if(flag, jnp.any(bad), message))
+
+
+def tie(leaf: Any, flag: Any) -> tuple[Any, bool]:
+    """`leaf` times the flag (True, as 1 of the leaf's dtype): the same numbers (x * 1 is exact,
+    -0, infinities and NaN included), now depending on the flag; and whether it could be
+    (arrays of numbers and booleans, not keys or Python objects)."""
+    if not isinstance(leaf, (jax.Array, np.ndarray)):
+        return leaf, False
+    dtype = leaf.dtype
+    if dtype == jnp.bool_:
+        return leaf & flag, True
+    if jnp.issubdtype(dtype, jnp.complexfloating):  # by parts: (1 + 0j) would turn inf to nan
+        one = flag.astype(jnp.finfo(dtype).dtype)
+        return jax.lax.complex(leaf.real * one, leaf.imag * one), True
+    if jnp.issubdtype(dtype, jnp.number):
+        return leaf * flag.astype(dtype), True
+    return leaf, False
+
+
+def attach(x: T, check: Callable[[Any], Any]) -> T:
+    """`x` carrying a run-time check made by `check(flag)` (an `equinox.error_if` or
+    `branched_error_if` on the boolean scalar `flag`, True).
+
+    The check is attached to the scalar, and every array leaf of `x` multiplied by it (as 1),
+    rather than `error_if(x, ...)` itself: equinox routes the value through a `lax.cond`
+    whose error branch is a host callback returning the value, and under a sharded `jit` that
+    makes XLA all-gather `x` onto every device and return it replicated (measured: an 8-way
+    sharded f64[4096] state came back `P()` after one all-gather of the whole array). The
+    product keeps every sharding, costs one fused elementwise op, and XLA cannot fold it away
+    even where the leaf is a compile-time constant (a select on the flag can be:
+    `where(flag, nan, nan)` folds to NaN and drops the check, as a NaN learning-rate schedule
+    showed; `optimization_barrier` is expanded away on CPU and drops it too).
+    Falls back to the check on `x` itself when no leaf can carry the flag.
+    """
+    flag = check(jnp.ones((), bool))
+    leaves, treedef = jtu.tree_flatten(x)
+    tied = [tie(leaf, flag) for leaf in leaves]
+    if not any(ok for _, ok in tied):
+        return check(x)
+    return jtu.tree_unflatten(treedef, [leaf for leaf, _ in tied])
 
 
 def _not_real_kind(dtype: Any) -> str | None:
@@ -179,7 +219,8 @@ def checked_value(
             return target
         return guard(target, ~(ok(value) & ~jnp.isnan(value)), message(None))
     a = np.asarray(value)
-    bad = np.isnan(a) | ~np.asarray(ok(a), bool)
+    with jax.ensure_compile_time_eval():  # a concrete test, even inside a `jit` trace
+        bad = np.isnan(a) | ~np.asarray(ok(a), bool)
     return guard(target, bad, message(value))
 
 

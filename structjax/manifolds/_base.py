@@ -34,7 +34,14 @@ import jax.tree_util as jtu
 from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
-from .._guards import check_real_floating, compute_dtype, guard, is_traced, point_tolerance
+from .._guards import (
+    attach,
+    check_real_floating,
+    compute_dtype,
+    guard,
+    is_traced,
+    point_tolerance,
+)
 
 # A point or tangent vector: an array of shape `batch + point_shape` (a tuple of such
 # arrays for `Product`).
@@ -455,8 +462,8 @@ class AbstractManifold(eqx.Module):
                 for (n, x), (bad, found, _), msg in zip(points.items(), tests.values(), msgs)
             }
         flags = jnp.stack([jnp.any(bad) for bad, _, _ in tests.values()])
-        out = eqx.branched_error_if(tuple(points.values()), jnp.any(flags), jnp.argmax(flags), msgs)
-        return dict(zip(points, out))
+        return attach(points, lambda flag: eqx.branched_error_if(
+            flag, jnp.any(flags), jnp.argmax(flags), msgs))  # fmt: skip
 
 
 def batch_inner(u, v, ndim: int):

@@ -427,10 +427,15 @@ def fpu(
     dt = _dtype(dtype)
     j = np.arange(1, n + 1)
 
+    def spring(d):
+        return 0.5 * d**2 + 0.25 * beta * d**4
+
     def potential(q, args):
-        z = jnp.zeros(1, q.dtype)
-        d = jnp.diff(jnp.concatenate([z, q, z]))
-        return jnp.sum(0.5 * d**2 + 0.25 * beta * d**4)
+        # The interior springs by slices and the two wall springs (extensions q_1, -q_n)
+        # apart: a chain sharded along its particles then exchanges one neighbour per device,
+        # where padding q with the walls (`concatenate`) made XLA all-gather the whole state
+        # (tests/scaleout measures it).
+        return jnp.sum(spring(q[1:] - q[:-1])) + spring(q[0]) + spring(q[-1])
 
     return _separable(
         "fpu",

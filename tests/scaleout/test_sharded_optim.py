@@ -32,12 +32,9 @@ Measured (jax on CPU, 8 forced host devices):
 The sharded work runs in one subprocess: the device count must be set before JAX starts.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+
+from ._subprocess import measured_once, size
 
 N, P = 512, 16
 ROWS_ONLY_GRAM = [
@@ -53,7 +50,7 @@ BATCHED = ["riemannian_sgd", "riemannian_adam", *CAYLEY]
 OPTIMISERS = ROWS_ONLY_GRAM + CAYLEY
 
 SCRIPT = r"""
-import json, os, re, sys, time
+import json, os, sys, time
 import jax, jax.numpy as jnp, numpy as np, optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import structjax.manifolds as sm, structjax.optim as so
@@ -61,21 +58,6 @@ import structjax.manifolds as sm, structjax.optim as so
 assert len(jax.devices()) == 8, jax.devices()
 t0 = time.perf_counter()
 N, Pc, STEPS = 512, 16, 4
-COLL = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
-OP = re.compile(r"=\s*(\([^=]*?\)|\S+)\s+(" + "|".join(COLL) + r")(?:-start)?\(")
-SHAPE = re.compile(r"[a-z]+[0-9]*\[([0-9,]*)\]")
-
-
-def collectives(text):
-    found = []
-    for line in text.splitlines():
-        mo = OP.search(line)
-        if mo:
-            shapes = [[int(d) for d in s.split(",") if d] for s in SHAPE.findall(mo.group(1))]
-            found.append([mo.group(2), shapes])
-    return found
-
-
 def rel(a, b):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
@@ -177,41 +159,9 @@ print("JSON" + json.dumps(out))
 """
 
 
-def _run_script() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_ENABLE_X64")}
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0"
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                         env=env, timeout=600)  # fmt: skip
-    assert out.returncode == 0 and "JSON" in out.stdout, out.stderr[-3000:]
-    return json.loads(out.stdout.split("JSON", 1)[1])
-
-
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory, worker_id):
-    """The measurements, made once per test session: with pytest-xdist the first worker runs
-    the script and the others read its JSON (a file lock in the session's shared temp
-    folder, the pattern pytest-xdist documents), so the 8-device run is not repeated."""
-    if worker_id == "master":  # no xdist
-        return _run_script()
-    import fcntl
-    import hashlib
-
-    root = tmp_path_factory.getbasetemp().parent
-    cache = root / f"scaleout_optim_{hashlib.sha1(SCRIPT.encode()).hexdigest()[:12]}.json"
-    with open(str(cache) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if cache.is_file():
-            return json.loads(cache.read_text())
-        data = _run_script()
-        cache.write_text(json.dumps(data))
-        return data
-
-
-def _size(shape):
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+    return measured_once(SCRIPT, tmp_path_factory, worker_id)
 
 
 @pytest.mark.parametrize("layout", ["rows", "tree"])
@@ -247,10 +197,10 @@ def test_rows_step_all_reduces_grams_and_gathers_no_weight(measured, opt):
     flags), nothing else, and above all no all-gather of the n x p weight."""
     found = measured[f"{opt}/rows"]["collectives"]
     reduces = [s for kind, shapes in found if kind == "all-reduce" for s in shapes]
-    assert any(_size(s) == P * P for s in reduces), found
-    assert all(_size(s) <= P * P for s in reduces), found
+    assert any(size(s) == P * P for s in reduces), found
+    assert all(size(s) <= P * P for s in reduces), found
     gathers = [s for kind, shapes in found if kind != "all-reduce" for s in shapes]
-    assert not [s for s in gathers if _size(s) >= N * P], found
+    assert not [s for s in gathers if size(s) >= N * P], found
     assert not gathers, found
 
 
@@ -260,5 +210,5 @@ def test_tree_step_gathers_no_weight(measured, opt):
     elements on a device; what may be gathered is a handful of norms)."""
     found = measured[f"{opt}/tree"]["collectives"]
     big = [[kind, s] for kind, shapes in found if kind != "all-reduce" for s in shapes
-           if _size(s) >= 16]  # fmt: skip
+           if size(s) >= 16]  # fmt: skip
     assert not big, found
