@@ -20,4 +20,5 @@ SUITES: tuple[str, ...] = (
     "equivariant",
     "guards",
     "scaling",
+    "adjoints",
 )
