@@ -1,5 +1,9 @@
 """Certificates: functions that measure a structural property and return a number."""
 
+from ._adjoint import (
+    AdjointConsistency as AdjointConsistency,
+    adjoint_consistency as adjoint_consistency,
+)
 from ._equivariance import equivariance_error as equivariance_error
 from ._hamiltonian import (
     EnergyError as EnergyError,

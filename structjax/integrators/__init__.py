@@ -1,5 +1,6 @@
 """Structure-preserving integrators, as diffrax solvers."""
 
+from ._adjoint import SymplecticAdjoint as SymplecticAdjoint
 from ._base import AbstractStructuredSolver as AbstractStructuredSolver
 from ._composition import (
     Composition as Composition,
@@ -48,6 +49,7 @@ from ._methods import (
     Yoshida6 as Yoshida6,
 )
 from ._rattle import Rattle as Rattle
+from ._reversible_rk import ReversibleRK as ReversibleRK
 from ._solve_fixed import FixedSolution as FixedSolution, solve_fixed as solve_fixed
 from ._splitting import (
     AbstractSplitting as AbstractSplitting,

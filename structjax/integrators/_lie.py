@@ -208,6 +208,8 @@ class LieGroupRK(AbstractStructuredSolver):
     ```
     """
 
+    steps_can_fail: ClassVar[bool] = False  # explicit stages: a step cannot fail
+
     term_structure: ClassVar = diffrax.AbstractTerm
     interpolation_cls: ClassVar[Callable[..., diffrax.AbstractLocalInterpolation]] = (
         diffrax.LocalLinearInterpolation

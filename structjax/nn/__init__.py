@@ -1,6 +1,7 @@
 """Equinox layers whose structure holds by construction."""
 
 from ._bijection import AbstractBijection as AbstractBijection, Chain as Chain, Invert as Invert
+from ._cnf import CNF as CNF
 from ._coupling import (
     AdditiveCoupling as AdditiveCoupling,
     AffineCoupling as AffineCoupling,
