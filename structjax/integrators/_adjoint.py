@@ -31,6 +31,7 @@ stored state: still the exact gradient of the discrete solve.
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
+
+from .._reversible import _is_none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +83,6 @@ def erk_tableau(solver: diffrax.AbstractSolver) -> _Tableau | None:
     s = len(b)
     used = [i for i in range(s) if b[i] != 0 or np.any(a[i + 1 :, i] != 0)]
     return _Tableau(a, b, c, tuple(used))
-
-
-def _axpy(y, terms):
-    """y + sum of (coefficient, tree) terms, skipping zero coefficients."""
-    out = y
-    for coef, k in terms:
-        if coef != 0:
-            out = jtu.tree_map(lambda o, v: o + coef * v, out, k)
-    return out
 
 
 def _stages(vf, tab: _Tableau, t, h, y, args):
@@ -158,123 +152,212 @@ def erk_step_vjp(terms, tab: _Tableau, t, h, y, args, lam, batched: bool = False
     return ct_diff, ct_y
 
 
-def _is_none(x) -> bool:
-    return x is None
+def default_checkpoints(length: int) -> int:
+    """The symplectic adjoint's default number of stored states: `ceil(sqrt(length))`."""
+    return math.isqrt(length - 1) + 1
+
+
+def _segments(length: int, checkpoints: int) -> tuple[int, int]:
+    """`(k, n_seg)`: segments of `k` steps, `n_seg` of them (the last one padded) for at
+    most `checkpoints` stored states."""
+    k = -(-length // max(1, min(checkpoints, length)))
+    return k, -(-length // k)
+
+
+def _save_index(n, length: int, chunk: int):
+    """Whether step `n` ends a saved chunk, and that chunk's index."""
+    n_chunks = length // chunk
+    save = ((n + 1) % chunk == 0) & (n < length)
+    return save, jnp.clip((n + 1) // chunk - 1, 0, n_chunks - 1)
+
+
+def _step_at(step, params, t0, dt, n, y, length: int, padded: bool):
+    """`step` at step `n`; the identity on the padding past `length` steps."""
+
+    def go(y):
+        return step(params, t0 + n.astype(dt.dtype) * dt, dt, y)
+
+    return jax.lax.cond(n < length, go, lambda y: y, y) if padded else go(y)
 
 
 def _forward(vjp_arg, step, step_vjp, t0, dt, length: int, chunk: int):
+    """The states after every `chunk` steps (one scan, nothing kept)."""
+    del step_vjp
     params, y0 = vjp_arg
 
-    def one(y, n):
-        return step(params, t0 + n.astype(dt.dtype) * dt, dt, y), y
+    def one(carry, _):
+        y, n = carry
+        return (step(params, t0 + n.astype(dt.dtype) * dt, dt, y), n + 1), None
 
-    y_last, ys_in = jax.lax.scan(one, y0, jnp.arange(length, dtype=jnp.int32))
-    return y_last, ys_in
+    def block(carry, _):
+        carry, _ = jax.lax.scan(one, carry, None, length=chunk)
+        return carry, carry[0]
 
-
-def _outputs(y_last, ys_in, chunk: int):
-    """The states after every `chunk` steps, from the stored inputs of every step."""
-    return jtu.tree_map(
-        lambda a, z: jnp.concatenate([a[chunk::chunk], z[None]]) if chunk < a.shape[0]
-        else z[None], ys_in, y_last)  # fmt: skip
+    _, ys = jax.lax.scan(block, (y0, jnp.zeros((), jnp.int32)), None, length=length // chunk)
+    return ys
 
 
-def _loop_impl(vjp_arg, step, step_vjp, t0, dt, length, chunk):
-    y_last, ys_in = _forward(vjp_arg, step, step_vjp, t0, dt, length, chunk)
-    return _outputs(y_last, ys_in, chunk)
+def _forward_kept(params, y0, step, t0, dt, length: int, chunk: int, checkpoints: int):
+    """`_forward`'s states, and the state entering every segment of `_segments` steps
+    (written into a buffer in the carry; the saved states are stacked by the scan, as
+    `_forward` stacks them, so that both batch alike under `vmap`)."""
+    k, n_seg = _segments(length, checkpoints)
+    kept = jtu.tree_map(lambda v: jnp.zeros((n_seg,) + jnp.shape(v), v.dtype), y0)
+
+    def one(carry, _):
+        y, kept, n = carry
+        keep, i = n % k == 0, n // k
+        kept = jtu.tree_map(lambda b, v: b.at[i].set(jnp.where(keep, v, b[i])), kept, y)
+        return (step(params, t0 + n.astype(dt.dtype) * dt, dt, y), kept, n + 1), None
+
+    def block(carry, _):
+        carry, _ = jax.lax.scan(one, carry, None, length=chunk)
+        return carry, carry[0]
+
+    start = (y0, kept, jnp.zeros((), jnp.int32))
+    (_, kept, _), ys = jax.lax.scan(block, start, None, length=length // chunk)
+    return ys, kept
 
 
-_loop = eqx.filter_custom_vjp(_loop_impl)
+_loop = eqx.filter_custom_vjp(lambda vjp_arg, step, step_vjp, t0, dt, length, chunk, checkpoints:
+                              _forward(vjp_arg, step, step_vjp, t0, dt, length, chunk))  # fmt: skip
 
 
 @_loop.def_fwd
-def _loop_fwd(perturbed, vjp_arg, step, step_vjp, t0, dt, length, chunk):
-    del perturbed
-    y_last, ys_in = _forward(vjp_arg, step, step_vjp, t0, dt, length, chunk)
-    # Kept: the state entering every step, O(steps) states; nothing of the stages.
-    return _outputs(y_last, ys_in, chunk), ys_in
+def _loop_fwd(perturbed, vjp_arg, step, step_vjp, t0, dt, length, chunk, checkpoints):
+    del perturbed, step_vjp
+    params, y0 = vjp_arg
+    # Kept: the state entering every segment (`checkpoints` states), nothing of the stages.
+    return _forward_kept(params, y0, step, t0, dt, length, chunk, checkpoints)
 
 
 @_loop.def_bwd
-def _loop_bwd(ys_in, ct_xs, perturbed, vjp_arg, step, step_vjp, t0, dt, length, chunk):
+def _loop_bwd(kept, ct_xs, perturbed, vjp_arg, step, step_vjp, t0, dt, length, chunk,
+              checkpoints):  # fmt: skip
     params, y0 = vjp_arg
     del perturbed
     n_chunks = length // chunk
     zeros = jtu.tree_map(lambda x: jnp.zeros((n_chunks,) + jnp.shape(x), jnp.result_type(x)), y0)
     ct_xs = jtu.tree_map(lambda c, z: z if c is None else c, ct_xs, zeros, is_leaf=_is_none)
     diff, static = eqx.partition(params, eqx.is_inexact_array)
-    return _backward(step_vjp, static, length, chunk)(diff, ys_in, ct_xs, t0, dt)
+    back = _backward(step, step_vjp, static, length, chunk, checkpoints)
+    return back(diff, kept, ct_xs, t0, dt)
 
 
-def _backward(step_vjp, static, length: int, chunk: int):
+def _backward(step, step_vjp, static, length: int, chunk: int, checkpoints: int):
     """The backward pass as a function of arrays, with a batching rule: under `jax.vmap`
     over the state only (a batch fed through a neural ODE), JAX would batch the pass as it
     is and keep one parameter cotangent per example (batch x parameters); the rule runs the
     partner steps once over the whole batch, each stage's VJP summing the parameters'
-    cotangent over the batch (as `structjax._reversible` does for the reversible adjoint)."""
-    n_chunks = length // chunk
+    cotangent over the batch (as `structjax._reversible` does for the reversible adjoint).
 
-    def backward(diff, ys_in, ct_xs, t0, dt, batched: bool):
-        chunked = jtu.tree_map(lambda a: a.reshape((n_chunks, chunk) + a.shape[1:]), ys_in)
-        steps = jnp.arange(length, dtype=jnp.int32).reshape(n_chunks, chunk)
+    Segment by segment, last first: the states entering its steps are recomputed from the
+    kept state (`k - 1` steps, held for the segment), then the partner steps run backwards
+    over them, the saved states' cotangents added where their chunks end."""
+    k, n_seg = _segments(length, checkpoints)
+    padded = k * n_seg != length
+
+    def backward(diff, kept, ct_xs, t0, dt, batched: bool):
+        params = eqx.combine(diff, static)
+
+        def fn(p, t, h, y):
+            return jax.vmap(lambda y_: step(p, t, h, y_))(y) if batched else step(p, t, h, y)
 
         def back(carry, inputs):
             lam, ct_d = carry
             y_n, n = inputs
-            t = t0 + n.astype(dt.dtype) * dt
-            ct_d_n, lam = step_vjp(eqx.combine(diff, static), t, dt, y_n, lam, batched)
-            ct_d_n, _ = eqx.partition(ct_d_n, eqx.is_inexact_array)
-            ct_d = jtu.tree_map(jnp.add, ct_d, ct_d_n)
-            return (lam, ct_d), None
+            save, i = _save_index(n, length, chunk)
+            lam = jtu.tree_map(lambda a, c: a + jnp.where(save, c[i], jnp.zeros_like(a)),
+                               lam, ct_xs)  # fmt: skip
 
-        def block(carry, inputs):
-            ct_k, ys_chunk, ns = inputs
-            lam, ct_d = carry
-            lam = jtu.tree_map(jnp.add, lam, ct_k)
-            carry, _ = jax.lax.scan(back, (lam, ct_d), (ys_chunk, ns), reverse=True)
+            def partner(lam, ct_d):
+                t = t0 + n.astype(dt.dtype) * dt
+                ct_d_n, lam = step_vjp(eqx.combine(diff, static), t, dt, y_n, lam, batched)
+                ct_d_n, _ = eqx.partition(ct_d_n, eqx.is_inexact_array)
+                return lam, jtu.tree_map(jnp.add, ct_d, ct_d_n)
+
+            if padded:
+                return jax.lax.cond(n < length, partner, lambda a, b: (a, b), lam, ct_d), None
+            return partner(lam, ct_d), None
+
+        def segment(carry, inputs):
+            y_start, j = inputs
+            ns = j * k + jnp.arange(k, dtype=jnp.int32)
+            if k > 1:
+
+                def fwd(y, n):
+                    return _step_at(fn, params, t0, dt, n, y, length, padded), None
+
+                def fwd_kept(y, n):
+                    y1, _ = fwd(y, n)
+                    return y1, y1
+
+                _, rest = jax.lax.scan(fwd_kept, y_start, ns[:-1])
+                ys_seg = jtu.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y_start, rest)
+            else:
+                ys_seg = jtu.tree_map(lambda a: a[None], y_start)
+            carry, _ = jax.lax.scan(back, carry, (ys_seg, ns), reverse=True)
             return carry, None
 
         y_like = jtu.tree_map(lambda c: c[0], ct_xs)
         init = (jtu.tree_map(jnp.zeros_like, y_like), jtu.tree_map(jnp.zeros_like, diff))
-        (ct_y0, ct_diff), _ = jax.lax.scan(block, init, (ct_xs, chunked, steps), reverse=True)
+        segs = jnp.arange(n_seg, dtype=jnp.int32)
+        (ct_y0, ct_diff), _ = jax.lax.scan(segment, init, (kept, segs), reverse=True)
         return ct_diff, ct_y0
 
     @jax.custom_batching.custom_vmap
-    def unbatched(diff, ys_in, ct_xs, t0, dt):
-        return backward(diff, ys_in, ct_xs, t0, dt, batched=False)
+    def unbatched(diff, kept, ct_xs, t0, dt):
+        return backward(diff, kept, ct_xs, t0, dt, batched=False)
 
     @unbatched.def_vmap
-    def rule(axis_size, in_batched, diff, ys_in, ct_xs, t0, dt):
-        diff_b, ys_b, ct_b, t0_b, dt_b = in_batched
+    def rule(axis_size, in_batched, diff, kept, ct_xs, t0, dt):
+        diff_b, _, _, t0_b, dt_b = in_batched
         if any(jtu.tree_leaves((diff_b, t0_b, dt_b))):  # parameters or times batched too
             axes = jtu.tree_map(lambda b: 0 if b else None, in_batched)
             out = jax.vmap(unbatched, in_axes=tuple(axes), axis_size=axis_size)(
-                diff, ys_in, ct_xs, t0, dt
+                diff, kept, ct_xs, t0, dt
             )
             return out, jtu.tree_map(lambda _: True, out)
 
-        def batch_second(x, b):  # (batch, steps, ...) -> (steps, batch, ...)
+        def batch_second(x, b):  # (batch, segments, ...) -> (segments, batch, ...)
             x = x if b else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
             return jnp.moveaxis(x, 0, 1)
 
-        ys_in = jtu.tree_map(batch_second, ys_in, ys_b)
-        ct_xs = jtu.tree_map(batch_second, ct_xs, ct_b)
-        ct_diff, ct_y0 = backward(diff, ys_in, ct_xs, t0, dt, batched=True)
+        kept = jtu.tree_map(batch_second, kept, in_batched[1])
+        ct_xs = jtu.tree_map(batch_second, ct_xs, in_batched[2])
+        ct_diff, ct_y0 = backward(diff, kept, ct_xs, t0, dt, batched=True)
         return (ct_diff, ct_y0), (jtu.tree_map(lambda _: False, ct_diff),
                                   jtu.tree_map(lambda _: True, ct_y0))  # fmt: skip
 
     return unbatched
 
 
-def symplectic_loop(step: Callable, step_vjp: Callable, params: PyTree, y0: PyTree, t0, dt,
-                    *, length: int, chunk: int) -> PyTree:  # fmt: skip
+def symplectic_loop(
+    step: Callable,
+    step_vjp: Callable,
+    params: PyTree,
+    y0: PyTree,
+    t0,
+    dt,
+    *,
+    length: int,
+    chunk: int,
+    checkpoints: int | None = None,
+) -> PyTree:
     """`length` steps `y_{n+1} = step(params, t_n, dt, y_n)` (`t_n = t0 + n dt`), the states
     after every `chunk` steps stacked, differentiated by the partner steps
-    `step_vjp(params, t_n, dt, y_n, lam, batched) -> (ct_params, ct_y_n)` at the stored
-    states (`batched`: `y_n` and `lam` carry a leading batch axis, see `_backward`).
+    `step_vjp(params, t_n, dt, y_n, lam, batched) -> (ct_params, ct_y_n)` (`batched`: `y_n`
+    and `lam` carry a leading batch axis, see `_backward`).
+
+    The forward pass keeps the state entering every segment of `ceil(length / checkpoints)`
+    steps (`checkpoints` default `ceil(sqrt(length))`; `checkpoints=length` keeps every
+    state, Matsubara et al.'s original, with nothing recomputed); the backward pass
+    recomputes one segment's states at a time. Memory: `checkpoints` + one segment's states
+    + one stage's activations.
 
     `t0` and `dt` are not differentiated (the refusal is the caller's)."""
-    return _loop((params, y0), step, step_vjp, t0, dt, length, chunk)
+    cp = default_checkpoints(length) if checkpoints is None else checkpoints
+    return _loop((params, y0), step, step_vjp, t0, dt, length, chunk, cp)
 
 
 def erk_fns(tab: _Tableau):

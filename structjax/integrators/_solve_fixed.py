@@ -13,7 +13,7 @@ from .._guards import checked_value, guard, is_traced
 from .._reversible import reversible_loop
 from ._adjoint import erk_fns, erk_tableau, symplectic_loop, vjp_fns
 from ._base import AbstractStructuredSolver, RealScalarLike
-from ._reversible_rk import PairedReversibleRK, ReversibleRK
+from ._reversible_rk import PairedReversibleRK, ReversibleRK, _increment
 
 
 class FixedSolution(eqx.Module):
@@ -75,7 +75,7 @@ def _check_start(y0, t0, checks: bool):
     )
 
 
-def _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks):
+def _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks, checkpoints=None):
     """The trace-time refusals of `solve_fixed`: types, dtypes and configuration."""
     leaves = jtu.tree_leaves_with_path(y0)
     if not leaves:
@@ -132,6 +132,18 @@ def _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks):
         )
     if not isinstance(checks, bool):
         raise TypeError(f"`solve_fixed(..., checks={checks!r:.60})` needs a Python bool.")
+    if checkpoints is not None:
+        if isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1:
+            raise ValueError(
+                f"`solve_fixed(..., checkpoints={checkpoints!r:.60})` needs a Python int >= 1 "
+                "or None."
+            )
+        if adjoint == "autodiff":
+            raise ValueError(
+                f"`solve_fixed(..., checkpoints={checkpoints}, adjoint='autodiff')`: "
+                "checkpoints are the stored states of adjoint='symplectic' or 'reversible'; "
+                "autodiff keeps every step's."
+            )
 
 
 def _fixed_step(solver, terms, t, dt, y, args, state):
@@ -193,21 +205,82 @@ def _reversible_inverse(params, w, n, y1):
     return solver.inverse_step(terms, t0 + n.astype(dt.dtype) * dt, dt, y1, args)
 
 
+def _reversible_rk_inverse_vjp(diff, static, w, n, yz1, ct, batched: bool):
+    """`ReversibleRK`'s inverse and step VJP at once (for `reversible_loop`): the inverse
+    evaluates the step's two increments, `Psi_{-h}(t_{n+1}, y_{n+1})` and then
+    `Psi_h(t_n, z_n)`, at the very points the step did, so their VJPs are taken there and
+    nothing is recomputed: a backward step costs two increments with their VJPs.
+
+    The step is `y1 = lam y + (1 - lam) z + A(z)`, `z1 = z - B(y1)`; for cotangents
+    `(a, b)` of `(y1, z1)`: `c = a - B_y^T b`, `ct_y = lam c`,
+    `ct_z = b + (1 - lam) c + A_z^T c`, `ct_params = A_p^T c - B_p^T b`."""
+
+    def increment(d, y, back: bool):
+        solver, terms, args, t0, dt = eqx.combine(d, static)
+        t = t0 + n.astype(dt.dtype) * dt
+        base = solver.rk.solver
+        if back:
+            return _increment(base, terms, t + dt, -dt, y, args)
+        return _increment(base, terms, t, dt, y, args)
+
+    def fn(back):
+        if batched:
+            return lambda d, y: jax.vmap(lambda y_: increment(d, y_, back))(y)
+        return lambda d, y: increment(d, y, back)
+
+    lam = eqx.combine(diff, static)[0].rk.coupling
+    (y1, z1), (a, b) = yz1, ct
+    big_b, vjp_b = eqx.filter_vjp(fn(True), diff, y1)
+    z = jtu.tree_map(jnp.add, z1, big_b)
+    big_a, vjp_a = eqx.filter_vjp(fn(False), diff, z)
+    y = jtu.tree_map(lambda u, v, r: (u - (1 - lam) * v - r) / lam, y1, z, big_a)
+    ct_d_b, ct_y1_b = vjp_b(jtu.tree_map(jnp.negative, b))
+    c = jtu.tree_map(jnp.add, a, ct_y1_b)
+    ct_d_a, ct_z_a = vjp_a(c)
+    ct_y = jtu.tree_map(lambda v: lam * v, c)
+    ct_z = jtu.tree_map(lambda u, v, r: u + (1 - lam) * v + r, b, c, ct_z_a)
+    ct_d = jtu.tree_map(_add_none, ct_d_a, ct_d_b, is_leaf=_is_none)
+    return (y, z), ct_d, None, (ct_y, ct_z)
+
+
+def _add_none(u, v):
+    return None if u is None else (v if v is None else u + v)
+
+
+def _is_none(x) -> bool:
+    return x is None
+
+
 def _reversible_fused(params, ws, y0, *, num_steps: int, chunk: int):
     solver, terms, args, t0, dt = params
     return _forward_any(solver, terms, y0, args, t0, dt, num_steps, chunk)
 
 
-def _reversible(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
+def _anchor_chunk(num_steps: int, chunk: int, checkpoints: int | None) -> int:
+    """The reversible adjoint's chunk: `chunk` (the saves), or with `checkpoints` the
+    smallest divisor of `chunk` of at least `num_steps / checkpoints` steps."""
+    if checkpoints is None:
+        return chunk
+    target = -(-num_steps // checkpoints)
+    return min(d for d in range(1, chunk + 1) if chunk % d == 0 and d >= min(target, chunk))
+
+
+def _reversible(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int, checkpoints):
     """The fixed-step loop under the reversible adjoint (`structjax._reversible`): the
     solver's fused forward loop, and a backward pass that inverts each step exactly
-    (`solver.inverse_step`) and differentiates `solver.one_step` there."""
-    fused = functools.partial(_reversible_fused, num_steps=num_steps, chunk=chunk)
-    return reversible_loop(_reversible_step, _reversible_inverse, (solver, terms, args, t0, dt),
-                           None, y0, length=num_steps, chunk=chunk, fused=fused)  # fmt: skip
+    (`solver.inverse_step`) and differentiates `solver.one_step` there, restarting from the
+    stored state at every save (and every `checkpoints`-th of the steps)."""
+    sub = _anchor_chunk(num_steps, chunk, checkpoints)
+    fused = functools.partial(_reversible_fused, num_steps=num_steps, chunk=sub)
+    inverse_vjp = _reversible_rk_inverse_vjp if isinstance(solver, PairedReversibleRK) else None
+    ys = reversible_loop(_reversible_step, _reversible_inverse, (solver, terms, args, t0, dt),
+                         None, y0, length=num_steps, chunk=sub, fused=fused,
+                         inverse_vjp=inverse_vjp)  # fmt: skip
+    every = chunk // sub
+    return jtu.tree_map(lambda a: a[every - 1 :: every], ys)
 
 
-def _symplectic(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
+def _symplectic(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int, checkpoints):
     """The fixed-step loop under the symplectic adjoint (`_adjoint.py`): an explicit RK
     tableau's partner steps, stage by stage; any other solver's step differentiated whole
     at the stored state."""
@@ -231,7 +304,8 @@ def _symplectic(solver, terms, y0, args, t0, dt, num_steps: int, chunk: int):
 
         step, step_vjp = vjp_fns(one)
         params = (solver, terms, args)
-    return symplectic_loop(step, step_vjp, params, y0, t0, dt, length=num_steps, chunk=chunk)
+    return symplectic_loop(step, step_vjp, params, y0, t0, dt, length=num_steps, chunk=chunk,
+                           checkpoints=checkpoints)  # fmt: skip
 
 
 def _check_symplectic(solver, terms) -> None:
@@ -250,15 +324,15 @@ def _check_symplectic(solver, terms) -> None:
 
 
 @eqx.filter_jit
-def _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint, checks):
+def _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint, checks, checkpoints):
     """The compiled loop: the solution, and whether every step succeeded (`None` where
     nothing can fail or `checks=False`)."""
     chunk = num_steps if save_every is None else save_every
     ok = None
     if adjoint == "reversible":
-        ys = _reversible(solver, terms, y0, args, t0, dt, num_steps, chunk)
+        ys = _reversible(solver, terms, y0, args, t0, dt, num_steps, chunk, checkpoints)
     elif adjoint == "symplectic":
-        ys = _symplectic(solver, terms, y0, args, t0, dt, num_steps, chunk)
+        ys = _symplectic(solver, terms, y0, args, t0, dt, num_steps, chunk, checkpoints)
     elif checks and _can_fail(solver):
         ys, ok = _forward(solver, terms, y0, args, t0, dt, num_steps, chunk, True)
     else:
@@ -284,6 +358,7 @@ def solve_fixed(
     save_every: int | None = None,
     adjoint: str = "autodiff",
     checks: bool = True,
+    checkpoints: int | None = None,
 ) -> FixedSolution:
     """Integrate with a fixed step as one `lax.scan`: the hot loop of simulations and layers.
 
@@ -312,9 +387,19 @@ def solve_fixed(
         `Bosh3`, `Tsit5`, `Dopri5`, `Dopri8`, any `AbstractERK`) one stage's vector-Jacobian
         product at a time, so the vector field's activations are held for one evaluation;
         for structjax's splittings and explicit Lie-group methods the step's own VJP. The
-        gradient is autodiff's of the same discrete solve (to 2e-15 relative, tested);
-        memory O(num_steps) states plus one step's. It does not differentiate `t0` or `dt`
-        (an error if asked) nor run implicit solvers.
+        gradient is autodiff's of the same discrete solve (to 2e-15 relative, tested).
+        It keeps the state entering every segment of `ceil(num_steps / checkpoints)`
+        steps and recomputes one segment at a time on the way back (one more step per
+        step): memory `checkpoints` + one segment's states + one stage's activations. It
+        does not differentiate `t0` or `dt` (an error if asked) nor run implicit solvers.
+    - `checkpoints`: for `adjoint="symplectic"`, the number of states kept (default
+        `ceil(sqrt(num_steps))`; `num_steps` keeps them all and recomputes nothing). For
+        `adjoint="reversible"`, the reconstruction restarts from the stored state at every
+        save; `checkpoints` stores more: the state after every `d` steps, `d` the
+        smallest divisor of `save_every` (or `num_steps`) of at least
+        `num_steps / checkpoints`. Rounding in the inverse grows along a reconstruction
+        (`ReversibleRK` divides by its coupling each step), and these bound its length.
+        Not for `"autodiff"`.
     - `checks`: `False` drops the checks that run inside the compiled program (a traced
         `t0` or `dt` out of range, a failed step); the refusals of types, shapes and
         configuration, and of concrete `t0` and `dt`, stay. The failed-step check reduces
@@ -331,7 +416,8 @@ def solve_fixed(
 
     - `TypeError`: `solver` not a diffrax solver; an integer or boolean leaf in `y0`; a
         complex or non-scalar `t0` or `dt`; `num_steps` not a Python int.
-    - `ValueError`: `num_steps < 1`; `save_every` not dividing `num_steps`; an unknown
+    - `ValueError`: `num_steps < 1`; `save_every` not dividing `num_steps`;
+        `checkpoints` not an int >= 1, or given with `adjoint="autodiff"`; an unknown
         `adjoint`, `"reversible"` with a solver whose steps do not invert exactly, or
         `"symplectic"` with an implicit solver or an explicit RK method given several terms;
         `terms`/`y0` not the pair a splitting takes; `dt <= 0`, a non-finite `dt` or `t0`,
@@ -359,7 +445,7 @@ def solve_fixed(
             f"`solve_fixed(terms, solver, ...)` needs a diffrax solver, got "
             f"{type(solver).__name__}."
         )
-    _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks)
+    _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks, checkpoints)
     paired = isinstance(solver, ReversibleRK)
     if paired:  # the loop runs on (y, z), z_0 = y_0; the solution is y
         solver, y0 = PairedReversibleRK(solver), (y0, y0)
@@ -393,7 +479,8 @@ def solve_fixed(
         y0 = _check_start(y0, t0, checks)
     else:
         _check_start(y0, given_t0, checks)
-    solution, ok = _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint, checks)
+    solution, ok = _solve(terms, solver, y0, args, t0, dt, num_steps, save_every, adjoint, checks,
+                          checkpoints)  # fmt: skip
     if paired:
         ys = None if solution.ys is None else solution.ys[0]
         solution = FixedSolution(solution.t1, solution.y1[0], solution.ts, ys)
