@@ -5,6 +5,7 @@ on the objects it built."""
 import pathlib
 import re
 
+import jax
 import jax.numpy as jnp
 
 README = pathlib.Path(__file__).parents[1] / "README.md"
@@ -37,6 +38,12 @@ def test_every_readme_block_runs_and_its_claims_hold():
     assert float(check.constraint_error(sm.Stiefel(256, 32), ns["w"])) < 1e-10
     factor = jnp.exp(-ns["gamma"] * ns["h"])
     assert float(check.conformal_symplecticity_error(ns["step"], ns["q"], ns["p"], factor)) < 1e-12
+    rel = lambda a, b: max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(a, b)) / max(  # noqa: E731
+        float(jnp.max(jnp.abs(v))) for v in b)  # fmt: skip
+    leaves = lambda t: [v for v in jax.tree.leaves(t) if hasattr(v, "shape")]  # noqa: E731
+    assert rel(leaves(ns["g_sym"]), leaves(ns["g_ad"])) < 1e-12
+    assert ns["node_check"].discrete < 1e-12
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in leaves(ns["g_rev"]))
     net = ns["net"]
     assert float(check.symplecticity_error(lambda q, p: net((q, p)), ns["q"], ns["p"])) < 1e-12
     flow, x = ns["flow"], ns["z"]
