@@ -4,6 +4,10 @@ from ._adjoint import (
     AdjointConsistency as AdjointConsistency,
     adjoint_consistency as adjoint_consistency,
 )
+from ._dissipation import (
+    DissipationError as DissipationError,
+    dissipation_error as dissipation_error,
+)
 from ._equivariance import equivariance_error as equivariance_error
 from ._hamiltonian import (
     EnergyError as EnergyError,

@@ -7,6 +7,13 @@ from ._composition import (
     suzuki_fractal as suzuki_fractal,
     triple_jump as triple_jump,
 )
+from ._discrete_gradient import (
+    AVF as AVF,
+    AbstractDiscreteGradient as AbstractDiscreteGradient,
+    Gonzalez as Gonzalez,
+    ItohAbe as ItohAbe,
+    PoissonTerm as PoissonTerm,
+)
 from ._implicit import (
     GaussLegendre as GaussLegendre,
     GeneralizedLeapfrog as GeneralizedLeapfrog,

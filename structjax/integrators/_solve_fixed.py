@@ -10,7 +10,7 @@ import jax.tree_util as jtu
 from jaxtyping import Array, PyTree
 
 from .._guards import checked_value, guard, is_traced
-from .._reversible import reversible_loop
+from .._reversible import _is_none, reversible_loop
 from ._adjoint import erk_fns, erk_tableau, symplectic_loop, vjp_fns
 from ._base import AbstractStructuredSolver, RealScalarLike
 from ._reversible_rk import PairedReversibleRK, ReversibleRK, _increment
@@ -133,7 +133,12 @@ def _check_inputs(terms, y0, t0, dt, num_steps, save_every, adjoint, checks, che
     if not isinstance(checks, bool):
         raise TypeError(f"`solve_fixed(..., checks={checks!r:.60})` needs a Python bool.")
     if checkpoints is not None:
-        if isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1:
+        if isinstance(checkpoints, bool) or not isinstance(checkpoints, int):
+            raise TypeError(
+                f"`solve_fixed(..., checkpoints={checkpoints!r:.60})` needs a Python int >= 1 "
+                "or None."
+            )
+        if checkpoints < 1:
             raise ValueError(
                 f"`solve_fixed(..., checkpoints={checkpoints!r:.60})` needs a Python int >= 1 "
                 "or None."
@@ -245,10 +250,6 @@ def _reversible_rk_inverse_vjp(diff, static, w, n, yz1, ct, batched: bool):
 
 def _add_none(u, v):
     return None if u is None else (v if v is None else u + v)
-
-
-def _is_none(x) -> bool:
-    return x is None
 
 
 def _reversible_fused(params, ws, y0, *, num_steps: int, chunk: int):
@@ -415,9 +416,9 @@ def solve_fixed(
     **Raises:**
 
     - `TypeError`: `solver` not a diffrax solver; an integer or boolean leaf in `y0`; a
-        complex or non-scalar `t0` or `dt`; `num_steps` not a Python int.
+        complex or non-scalar `t0` or `dt`; `num_steps` or `checkpoints` not a Python int.
     - `ValueError`: `num_steps < 1`; `save_every` not dividing `num_steps`;
-        `checkpoints` not an int >= 1, or given with `adjoint="autodiff"`; an unknown
+        `checkpoints < 1`, or given with `adjoint="autodiff"`; an unknown
         `adjoint`, `"reversible"` with a solver whose steps do not invert exactly, or
         `"symplectic"` with an implicit solver or an explicit RK method given several terms;
         `terms`/`y0` not the pair a splitting takes; `dt <= 0`, a non-finite `dt` or `t0`,
