@@ -29,7 +29,10 @@ otherwise train, each pair in the same run.
 3. **Density estimation** on scikit-learn's `make_moons` and `make_circles` (standardised,
    75/25 split): RealNVP (`AffineCoupling`), NICE (`AdditiveCoupling`, volume preserving,
    with and without a diagonal scale), a `SymplecticFlow` (volume preserving) and an i-ResNet
-   (`Invert(InvertibleResidual)`), by maximum likelihood with a standard-normal base; against
+   (`Invert(InvertibleResidual)`) and a continuous normalising flow (`CNF`, FFJORD, exact
+   trace, trained through `solve_fixed(adjoint="symplectic")`; its inversion and log-det
+   hold to the solver's accuracy, so it is left out of the exactness floors), by maximum
+   likelihood with a standard-normal base; against
    scikit-learn's Gaussian KDE (bandwidth by cross-validation) and the base alone. Reported:
    test log-likelihood (nats per sample) and the certificates `check.inversion_error` and
    `check.log_det_error` of the trained flows.
@@ -605,7 +608,15 @@ def _flows(blocks: int, width: int, iresnet_blocks: int, iresnet_width: int):
                 for i in range(iresnet_blocks)
             ]  # fmt: skip
         ),
+        # FFJORD (issue 17): its forward maps data to the base, so inverted to this convention;
+        # exact trace, 8 Tsit5 steps, trained through the symplectic adjoint
+        CNF: lambda: snn.Invert(snn.CNF(2, width=width, depth=2, num_steps=8, key=k[4])),
     }
+
+
+CNF = "CNF (FFJORD, symplectic adjoint)"
+# Inversion and log-determinant hold to the ODE solver's accuracy only, not exactly.
+_INEXACT_FLOWS = (CNF,)
 
 
 def _log_prob(flow, x):
@@ -713,17 +724,19 @@ def _density(quick: bool, progress) -> dict:
 def _density_floors(dens: dict) -> list[h.Floor]:
     floors = []
     for ds, d in dens["datasets"].items():
+        exact = {n: r for n, r in d["flows"].items() if n not in _INEXACT_FLOWS}
         worst = max(
-            (r["inversion_error_float64"], n) for n, r in d["flows"].items()
+            (r["inversion_error_float64"], n) for n, r in exact.items()
             if "inversion_error_float64" in r
         )  # fmt: skip
-        floors.append(h.Floor(f"(3) {ds}: max inversion error of the trained flows, float64",
-                              worst[0], 1e-10, f"worst: {worst[1]}"))  # fmt: skip
+        floors.append(h.Floor(f"(3) {ds}: max inversion error of the exact flows, float64",
+                              worst[0], 1e-10, f"worst: {worst[1]} (CNF's to its solver "
+                              "accuracy, reported in its row)"))  # fmt: skip
         worst = max(
-            (r["log_det_error_float64"], n) for n, r in d["flows"].items()
+            (r["log_det_error_float64"], n) for n, r in exact.items()
             if "log_det_error_float64" in r
         )  # fmt: skip
-        floors.append(h.Floor(f"(3) {ds}: max log-det error of the trained flows, float64",
+        floors.append(h.Floor(f"(3) {ds}: max log-det error of the exact flows, float64",
                               worst[0], 1e-8, f"worst: {worst[1]}"))  # fmt: skip
     return floors
 

@@ -12,7 +12,6 @@ dissipation, whatever $h$.
 """
 
 from collections.abc import Callable
-from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -26,13 +25,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, PyTree
 
 from .._guards import static_int
-from ._implicit import (
-    AbstractImplicitSolver,
-    _unwrap,
-    check_solver_fields,
-    default_newton,
-    hermite_step,
-)
+from ._implicit import RootFindingSolver, _unwrap, default_newton, hermite_step
 
 _Step = tuple[PyTree, None, dict, None, diffrax.RESULTS]
 
@@ -133,7 +126,7 @@ def _flat_h(term: PoissonTerm, unravel, args):
     return lambda x: jnp.asarray(term.hamiltonian(unravel(x), args))
 
 
-class AbstractDiscreteGradient(AbstractImplicitSolver):
+class AbstractDiscreteGradient(RootFindingSolver):
     """A discrete gradient method for a `PoissonTerm`: the step
     $y_1 = y_0 + h\\,(S - D)(\\bar y)\\,\\bar\\nabla H(y_0, y_1)$, $\\bar y = (y_0 + y_1)/2$,
     solved for $y_1$ by a root finder (default `optimistix.Newton`), so that
@@ -167,13 +160,6 @@ class AbstractDiscreteGradient(AbstractImplicitSolver):
 
     ```
     """
-
-    term_structure: ClassVar = diffrax.AbstractTerm
-    root_finder: optx.AbstractRootFinder | None = None
-    max_steps: int = eqx.field(static=True, default=64)
-
-    def __check_init__(self):
-        check_solver_fields(self, (optx.AbstractRootFinder,), "Newton")
 
     def discrete_gradient(self, h_fn: Callable, z0: Array, z1: Array) -> Array:
         """$\\bar\\nabla H(z_0, z_1)$ of the scalar `h_fn` on flat vectors."""
@@ -340,10 +326,10 @@ class ItohAbe(AbstractDiscreteGradient):
     ```pycon
     >>> import jax.numpy as jnp
     >>> import structjax.integrators as si
-    >>> H = lambda y, args: 0.5 * y[1] ** 2 - jnp.cos(y[0])
-    >>> term, y0 = si.PoissonTerm(H), jnp.asarray([2.0, 0.0])
-    >>> y1 = si.ItohAbe().one_step(term, 0.0, 0.7, y0)
-    >>> bool(abs(H(y1, None) - H(y0, None)) < 1e-13)
+    >>> H = lambda y, args: 0.5 * jnp.sum(y[2:] ** 2) + 0.25 * jnp.sum(y[:2] ** 4)
+    >>> term, y0 = si.PoissonTerm(H), jnp.asarray([1.0, -0.5, 0.0, 0.3])  # (q, p) in R^2
+    >>> ys = si.solve_fixed(term, si.ItohAbe(), y0, dt=1.0, num_steps=10).y1
+    >>> bool(abs(H(ys, None) - H(y0, None)) < 1e-12)
     True
 
     ```

@@ -470,7 +470,20 @@ class HamiltonianTerm(diffrax.AbstractTerm):
         return jtu.tree_map(lambda v: control * v, vf)
 
 
-class GeneralizedLeapfrog(AbstractImplicitSolver):
+class RootFindingSolver(AbstractImplicitSolver):
+    """An implicit solver whose step is solved by an optimistix root finder (default
+    Newton): the fields and their refusals that `GeneralizedLeapfrog` and the discrete
+    gradient methods share."""
+
+    term_structure: ClassVar = diffrax.AbstractTerm
+    root_finder: optx.AbstractRootFinder | None = None
+    max_steps: int = eqx.field(static=True, default=64)
+
+    def __check_init__(self):
+        check_solver_fields(self, (optx.AbstractRootFinder,), "Newton")
+
+
+class GeneralizedLeapfrog(RootFindingSolver):
     """The Störmer–Verlet method for a non-separable $H(q, p)$ (the generalised leapfrog;
     Hairer, Lubich & Wanner, *Geometric Numerical Integration*, eq. (II.1.26), symplectic by
     Theorem VI.3.4):
@@ -512,13 +525,6 @@ class GeneralizedLeapfrog(AbstractImplicitSolver):
 
     ```
     """
-
-    term_structure: ClassVar = diffrax.AbstractTerm
-    root_finder: optx.AbstractRootFinder | None = None
-    max_steps: int = eqx.field(static=True, default=64)
-
-    def __check_init__(self):
-        check_solver_fields(self, (optx.AbstractRootFinder,), "Newton")
 
     def order(self, terms: PyTree) -> int:
         return 2

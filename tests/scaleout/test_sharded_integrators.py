@@ -31,8 +31,9 @@ the batch's cotangent sharded and only all-reduce the weights' cotangent.
 Two defects this test found, fixed: `equinox.error_if(x, ...)` routes `x` through a
 `lax.cond` whose error branch is a host callback, which made XLA all-gather every guarded
 state and hand it back replicated (`structjax._guards.attach` now puts the check on a
-boolean scalar and multiplies it into the value as 1); and `problems.fpu`'s potential padded the chain with its walls by
-`concatenate`, which all-gathered the state every force evaluation (it now slices).
+boolean scalar and multiplies it into the value as 1); and `problems.fpu`'s potential
+padded the chain with its walls by `concatenate`, which all-gathered the state every force
+evaluation (it now slices).
 """
 
 import pytest
